@@ -33,6 +33,12 @@ typedef struct HttpResponse
 extern bool http_fetch(const char *method, const char *url, List *headers,
 					   const char *body, HttpResponse *resp, char **error);
 
+/*
+ * url without its query, fragment and user info, which may hold secrets:
+ * the form of a URL that logs and error messages show.  palloc'd.
+ */
+extern char *http_url_for_log(const char *url);
+
 /* Called once from _PG_init. */
 extern void http_global_init(void);
 

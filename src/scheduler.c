@@ -1,0 +1,339 @@
+/*
+ * scheduler.c
+ *		The scheduler: one background worker per database with the
+ *		extension, starting a run worker for every run that is due.
+ *
+ * Each pass is one short transaction: it creates the runs of syncs whose
+ * time has come, finds queued runs and runs left "running" by a worker
+ * that died (nobody holds their run lock), and starts workers for them up
+ * to nango.max_concurrent_runs.  Between passes it sleeps on its latch
+ * until the next sync is due; SQL functions and finishing run workers set
+ * the latch.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "nango.h"
+#include "workers.h"
+
+typedef struct RunSlot
+{
+	int64		run_id;
+	BackgroundWorkerHandle *handle;
+} RunSlot;
+
+static RunSlot *run_slots = NULL;
+static int	nrun_slots = 0;
+
+/* Set when a run worker could not be registered; try again soon. */
+static bool retry_soon = false;
+
+static void
+claim_database_slot(Oid dboid)
+{
+	NangoDatabaseSlot *slot;
+
+	LWLockAcquire(nango_shared->lock, LW_EXCLUSIVE);
+	slot = nango_database_slot(dboid, true);
+	if (slot != NULL && slot->scheduler != NULL && slot->scheduler != MyProc)
+	{
+		LWLockRelease(nango_shared->lock);
+		ereport(LOG,
+				(errmsg("nango scheduler for this database is already running")));
+		proc_exit(0);
+	}
+	if (slot != NULL)
+		slot->scheduler = MyProc;
+	LWLockRelease(nango_shared->lock);
+}
+
+static void
+release_database_slot(int code, Datum arg)
+{
+	NangoDatabaseSlot *slot;
+
+	if (nango_shared == NULL)
+		return;
+	LWLockAcquire(nango_shared->lock, LW_EXCLUSIVE);
+	slot = nango_database_slot(MyDatabaseId, false);
+	if (slot != NULL && slot->scheduler == MyProc)
+	{
+		slot->scheduler = NULL;
+		if (DatumGetBool(arg))
+			slot->no_extension = true;
+	}
+	LWLockRelease(nango_shared->lock);
+}
+
+/* Forgets run workers that have stopped. */
+static void
+reap_run_workers(void)
+{
+	int			kept = 0;
+
+	for (int i = 0; i < nrun_slots; i++)
+	{
+		pid_t		pid;
+
+		if (GetBackgroundWorkerPid(run_slots[i].handle, &pid) == BGWH_STOPPED)
+		{
+			pfree(run_slots[i].handle);
+			continue;
+		}
+		run_slots[kept++] = run_slots[i];
+	}
+	nrun_slots = kept;
+}
+
+static bool
+run_is_ours(int64 run_id)
+{
+	for (int i = 0; i < nrun_slots; i++)
+		if (run_slots[i].run_id == run_id)
+			return true;
+	return false;
+}
+
+/*
+ * True when no worker holds the run's lock, so no worker is working on it.
+ * Probes with a transaction-level lock that commit releases.
+ */
+static bool
+run_is_unattended(int64 run_id)
+{
+	LOCKTAG		tag;
+
+	nango_run_locktag(&tag, run_id);
+	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		return false;
+	LockRelease(&tag, ExclusiveLock, false);
+	return true;
+}
+
+static bool
+start_run_worker(int64 run_id)
+{
+	BackgroundWorker worker;
+	NangoRunArgs args;
+	BackgroundWorkerHandle *handle;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "nango");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "nango_run_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "nango run %lld",
+			 (long long) run_id);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "nango run");
+	worker.bgw_notify_pid = MyProcPid;
+	args.dboid = MyDatabaseId;
+	args.run_id = run_id;
+	memcpy(worker.bgw_extra, &args, sizeof(args));
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		return false;
+
+	run_slots = repalloc(run_slots, (nrun_slots + 1) * sizeof(RunSlot));
+	run_slots[nrun_slots].run_id = run_id;
+	run_slots[nrun_slots].handle = handle;
+	nrun_slots++;
+	return true;
+}
+
+/*
+ * Queues a run for every sync that is due and has none, then starts
+ * workers for queued runs and for unattended running ones, oldest first.
+ */
+static void
+start_due_runs(void)
+{
+	int			ret;
+	uint64		n;
+	int64	   *run_ids;
+
+	ret = SPI_execute("INSERT INTO nango.sync_runs (sync_id, full_refresh) "
+					  "SELECT s.id, true FROM nango.syncs s "
+					  "WHERE NOT s.paused AND s.next_run_at <= now() "
+					  "AND NOT EXISTS (SELECT 1 FROM nango.sync_runs r "
+					  "  WHERE r.sync_id = s.id "
+					  "  AND r.status IN ('queued', 'running')) "
+					  "ORDER BY s.next_run_at",
+					  false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not queue due runs: %s", SPI_result_code_string(ret));
+
+	ret = SPI_execute("SELECT r.id FROM nango.sync_runs r "
+					  "WHERE r.status IN ('queued', 'running') "
+					  "ORDER BY r.status = 'running' DESC, r.id",
+					  true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read queued runs: %s", SPI_result_code_string(ret));
+
+	n = SPI_processed;
+	run_ids = palloc(sizeof(int64) * (n + 1));
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		run_ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+												 SPI_tuptable->tupdesc, 1,
+												 &isnull));
+	}
+
+	for (uint64 i = 0; i < n && nrun_slots < nango_max_concurrent_runs; i++)
+	{
+		if (run_is_ours(run_ids[i]) || !run_is_unattended(run_ids[i]))
+			continue;
+		if (!start_run_worker(run_ids[i]))
+		{
+			ereport(LOG,
+					(errmsg("nango could not start a worker for run %lld",
+							(long long) run_ids[i]),
+					 errhint("Raise max_worker_processes or lower "
+							 "nango.max_concurrent_runs.")));
+			retry_soon = true;
+			break;
+		}
+	}
+}
+
+/*
+ * Milliseconds until the next sync without an active run is due, or -1
+ * when no sync is waiting on the clock.
+ */
+static long
+time_to_next_run(void)
+{
+	int			ret;
+	bool		isnull;
+	Datum		d;
+
+	ret = SPI_execute("SELECT min(s.next_run_at) FROM nango.syncs s "
+					  "WHERE NOT s.paused AND s.next_run_at IS NOT NULL "
+					  "AND NOT EXISTS (SELECT 1 FROM nango.sync_runs r "
+					  "  WHERE r.sync_id = s.id "
+					  "  AND r.status IN ('queued', 'running'))",
+					  true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read next run time");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return -1;
+	return Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+											   DatumGetTimestampTz(d)), 0) + 1;
+}
+
+/*
+ * One pass of the scheduler in one transaction.  Returns false when the
+ * extension is gone, so the scheduler should end.
+ */
+static bool
+schedule_pass(long *wait_ms)
+{
+	bool		have_extension;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "nango: starting due runs");
+
+	have_extension = OidIsValid(get_extension_oid("nango", true));
+	if (have_extension)
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		start_due_runs();
+		*wait_ms = time_to_next_run();
+		SPI_finish();
+	}
+
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return have_extension;
+}
+
+/*
+ * Main loop of a database's scheduler.  An error in a pass is logged and
+ * the pass retried after a pause; it never takes the runs down with it.
+ */
+void
+nango_scheduler_main(Datum arg)
+{
+	Oid			dboid = DatumGetObjectId(arg);
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	nango_is_worker = true;
+	pgstat_report_appname("nango scheduler");
+	claim_database_slot(dboid);
+	before_shmem_exit(release_database_slot, BoolGetDatum(false));
+	run_slots = MemoryContextAlloc(TopMemoryContext, sizeof(RunSlot));
+
+	for (;;)
+	{
+		long		wait_ms = -1;
+		int			events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH;
+		bool		keep_going = true;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		reap_run_workers();
+		retry_soon = false;
+		PG_TRY();
+		{
+			keep_going = schedule_pass(&wait_ms);
+		}
+		PG_CATCH();
+		{
+			EmitErrorReport();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			retry_soon = true;
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(TopMemoryContext);
+
+		if (!keep_going)
+		{
+			/* The extension was dropped: stop its runs and step aside. */
+			for (int i = 0; i < nrun_slots; i++)
+				TerminateBackgroundWorker(run_slots[i].handle);
+			before_shmem_exit(release_database_slot, BoolGetDatum(true));
+			proc_exit(0);
+		}
+
+		if (retry_soon)
+			wait_ms = (wait_ms < 0) ? 1000 : Min(wait_ms, 1000);
+		if (wait_ms >= 0)
+			events |= WL_TIMEOUT;
+		(void) WaitLatch(MyLatch, events, wait_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}

@@ -336,6 +336,7 @@ finish_run(Run *run, const char *error)
 	if (SPI_processed == 1)
 	{
 		const char *name = run->sync ? run->sync->name : "?";
+		bool		isnull;
 
 		if (error == NULL)
 			ereport(LOG,
@@ -350,8 +351,6 @@ finish_run(Run *run, const char *error)
 			ereport(LOG,
 					(errmsg("nango run %lld of sync \"%s\" failed after %s pages: %s",
 							(long long) run->id, name, spi_text(1), error)));
-
-		bool		isnull;
 
 		values[0] = SPI_getbinval(SPI_tuptable->vals[0],
 								  SPI_tuptable->tupdesc, 9, &isnull);

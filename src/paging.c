@@ -303,29 +303,21 @@ paging_state_to_json(const PagingState *state)
 	json_t	   *root;
 	char	   *text;
 	char	   *volatile result = NULL;
-	bool		ok = true;
 
-	root = json_object();
-	if (root == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
-
-	if (state->next_url != NULL)
-		ok &= json_object_set_new(root, "next_url",
-								  json_string(state->next_url)) == 0;
-	if (state->token != NULL)
-		ok &= json_object_set_new(root, "token",
-								  json_string(state->token)) == 0;
-	ok &= json_object_set_new(root, "offset",
-							  json_integer(state->offset)) == 0;
-	ok &= json_object_set_new(root, "page", json_integer(state->page)) == 0;
-	ok &= json_object_set_new(root, "pages", json_integer(state->pages)) == 0;
-	ok &= json_object_set_new(root, "records",
-							  json_integer(state->records)) == 0;
-	ok &= json_object_set_new(root, "done", json_boolean(state->done)) == 0;
-
-	text = ok ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	/*
+	 * json_pack, not json_object(): the postgres executable exports a SQL
+	 * function named json_object, which the dynamic linker binds to our
+	 * call in place of jansson's.
+	 */
+	root = json_pack("{s:s*, s:s*, s:I, s:I, s:I, s:I, s:b}",
+					 "next_url", state->next_url,
+					 "token", state->token,
+					 "offset", (json_int_t) state->offset,
+					 "page", (json_int_t) state->page,
+					 "pages", (json_int_t) state->pages,
+					 "records", (json_int_t) state->records,
+					 "done", (int) state->done);
+	text = root ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(root);
 	if (text == NULL)
 		elog(ERROR, "could not build the checkpoint of a run");

@@ -62,14 +62,16 @@ sync_check_url(const char *argname, const char *url)
 
 		if (rc != CURLUE_OK)
 			problem = curl_url_strerror(rc);
-		else if (curl_url_get(handle, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+		else if (curl_url_get(handle, CURLUPART_SCHEME, &scheme,
+							  0) != CURLUE_OK ||
 				 (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
-			problem = "the scheme is not http or https";
+			problem = "The scheme is not http or https";
 		else if (curl_url_get(handle, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
 				 host[0] == '\0')
-			problem = "the URL has no host";
-		else if (curl_url_get(handle, CURLUPART_URL, &normalised, 0) != CURLUE_OK)
-			problem = "the URL cannot be rebuilt";
+			problem = "The URL has no host";
+		else if (curl_url_get(handle, CURLUPART_URL, &normalised,
+							  0) != CURLUE_OK)
+			problem = "The URL cannot be rebuilt";
 		else
 			result = pstrdup(normalised);
 	}
@@ -85,7 +87,8 @@ sync_check_url(const char *argname, const char *url)
 	if (problem != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid %s", argname),
+				 errmsg("invalid %s: not an absolute http or https URL",
+						argname),
 				 errdetail("%s.", problem),
 				 errhint("Give an absolute URL that starts with http:// or https://.")));
 	return result;
@@ -169,7 +172,7 @@ sync_scalar_text(const JsonbValue *v)
 			return pnstrdup(v->val.string.val, v->val.string.len);
 		case jbvNumeric:
 			return DatumGetCString(DirectFunctionCall1(numeric_out,
-													   NumericGetDatum(v->val.numeric)));
+										NumericGetDatum(v->val.numeric)));
 		case jbvBool:
 			return pstrdup(v->val.boolean ? "true" : "false");
 		default:
@@ -296,7 +299,7 @@ sync_parse_columns(const char *json)
 					 errhint("Map each column name to a dotted path, as in '{\"author\": \"user.login\"}', or to \"$\" for the whole record.")));
 
 		path = pnstrdup(v.val.string.val, v.val.string.len);
-		sync_check_path(psprintf("columns path of \"%s\"", column), path, true);
+		sync_check_path(psprintf("columns entry \"%s\"", column), path, true);
 
 		cp = palloc(sizeof(ColumnPath));
 		cp->column = column;
@@ -317,14 +320,14 @@ sync_check_path(const char *argname, const char *path, bool allow_root)
 	int			segments = 1;
 
 	if (path == NULL || path[0] == '\0')
-		problem = "the path is empty";
+		problem = "The path is empty";
 	else if (strcmp(path, "$") == 0)
 	{
 		if (!allow_root)
 			problem = "\"$\" (the whole value) is not allowed here";
 	}
 	else if (strlen(path) > SYNC_MAX_PATH_BYTES)
-		problem = "the path is too long";
+		problem = "The path is too long";
 	else
 	{
 		for (const char *p = path; *p; p++)
@@ -334,18 +337,18 @@ sync_check_path(const char *argname, const char *path, bool allow_root)
 			segments++;
 			if (p == path || p[1] == '.' || p[1] == '\0')
 			{
-				problem = "a segment of the path is empty";
+				problem = "A segment of the path is empty";
 				break;
 			}
 		}
 		if (problem == NULL && segments > SYNC_MAX_PATH_SEGMENTS)
-			problem = "the path has too many segments";
+			problem = "The path has too many segments";
 	}
 
 	if (problem != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid %s \"%s\"", argname,
+				 errmsg("invalid %s: \"%s\" is not a dotted path", argname,
 						path ? pnstrdup(path, 64) : "(null)"),
 				 errdetail("%s.", problem),
 				 allow_root ?

@@ -14,7 +14,6 @@ SHLIB_LINK = -lcurl -ljansson
 # pg_regress runs against the cluster that test/run starts (see README.md);
 # test/run also runs the TAP tests in test/t with prove.
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(filter-out sql/nango--%,$(wildcard sql/*.sql))))
-REGRESS_OPTS = --dbname=nango_regression
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

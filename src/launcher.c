@@ -134,6 +134,8 @@ static bool
 start_scheduler(LauncherEntry *e)
 {
 	BackgroundWorker worker;
+	MemoryContext oldcxt;
+	bool		registered;
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
@@ -148,12 +150,12 @@ start_scheduler(LauncherEntry *e)
 	worker.bgw_main_arg = ObjectIdGetDatum(e->dboid);
 	worker.bgw_notify_pid = MyProcPid;
 
-	if (!RegisterDynamicBackgroundWorker(&worker, &e->handle))
-	{
+	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+	registered = RegisterDynamicBackgroundWorker(&worker, &e->handle);
+	MemoryContextSwitchTo(oldcxt);
+	if (!registered)
 		e->handle = NULL;
-		return false;
-	}
-	return true;
+	return registered;
 }
 
 /*

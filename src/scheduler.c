@@ -132,6 +132,7 @@ start_run_worker(int64 run_id)
 	BackgroundWorker worker;
 	NangoRunArgs args;
 	BackgroundWorkerHandle *handle;
+	MemoryContext oldcxt;
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
@@ -148,10 +149,15 @@ start_run_worker(int64 run_id)
 	args.run_id = run_id;
 	memcpy(worker.bgw_extra, &args, sizeof(args));
 
+	/* The handle outlives this transaction: keep it in TopMemoryContext. */
+	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	{
+		MemoryContextSwitchTo(oldcxt);
 		return false;
-
+	}
 	run_slots = repalloc(run_slots, (nrun_slots + 1) * sizeof(RunSlot));
+	MemoryContextSwitchTo(oldcxt);
 	run_slots[nrun_slots].run_id = run_id;
 	run_slots[nrun_slots].handle = handle;
 	nrun_slots++;

@@ -6,6 +6,23 @@ SELECT extname, extversion FROM pg_extension WHERE extname = 'nango';
 CREATE FUNCTION api(path text) RETURNS text LANGUAGE sql STABLE
 AS $$ SELECT current_setting('nango_test.api_url') || path $$;
 
+-- Text with the test API's address (its port varies) written as <api>,
+-- and curl's timings as N ms.
+CREATE FUNCTION without_port(t text) RETURNS text LANGUAGE sql STABLE
+AS $$ SELECT regexp_replace(replace(t, api(''), '<api>'),
+							'[0-9]+ ms', 'N ms', 'g') $$;
+
+-- Runs a statement that must fail and shows its error with run ids and
+-- other numbers that vary between runs written as N.
+CREATE FUNCTION expect_error(statement text) RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE statement;
+	RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '[0-9]+', 'N', 'g');
+END $$;
+
 -- Waits (at most a minute) until the sync has a finished run and returns
 -- the newest one.
 CREATE FUNCTION wait_for_sync(sync_name text) RETURNS nango.sync_runs

@@ -22,6 +22,12 @@ SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', unique_key => '{nope
 SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', unique_key => '{}');
 SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', unique_key => '{id,id}');
 SELECT nango.add_sync('s', api('/v1/single'), 'pg_class', unique_key => '{oid}');
+SELECT nango.add_sync('s', api('/v1/single'), 'nango.syncs');
+CREATE TEMP TABLE temp_target (id bigint PRIMARY KEY);
+SELECT nango.add_sync('s', api('/v1/single'), 'temp_target');
+CREATE VIEW view_target AS SELECT * FROM bad_target;
+SELECT nango.add_sync('s', api('/v1/single'), 'view_target');
+DROP VIEW view_target;
 
 -- frequency
 SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', frequency => '-5 minutes');

@@ -29,12 +29,12 @@ SELECT name, state, last_run_status, last_success_at IS NOT NULL AS succeeded,
 FROM nango.sync_status;
 
 -- A second run finds nothing new: no row is rewritten.
-CREATE TEMP TABLE before AS SELECT id, xmin::text AS xmin FROM issues;
+CREATE TEMP TABLE before AS SELECT id, xmin::text AS row_version FROM issues;
 CALL run_sync('gh_issues');
 SELECT status, pages, records, inserted, updated, unchanged FROM last_run
 WHERE name = 'gh_issues';
 SELECT count(*) AS rewritten FROM issues i JOIN before b USING (id)
-WHERE i.xmin::text <> b.xmin;
+WHERE i.xmin::text <> b.row_version;
 
 -- The API changes one issue: the next run updates that row alone.
 \! python3 test/api_server.py post '/control/set?dataset=issues&number=7&field=title&value=Renamed%20issue' > /dev/null
@@ -43,10 +43,12 @@ SELECT status, records, inserted, updated, unchanged FROM last_run
 WHERE name = 'gh_issues';
 SELECT number, title FROM issues WHERE number = 7;
 SELECT count(*) AS rewritten FROM issues i JOIN before b USING (id)
-WHERE i.xmin::text <> b.xmin;
+WHERE i.xmin::text <> b.row_version;
 
 -- The worker shows itself in pg_stat_activity.
 SELECT backend_type FROM pg_stat_activity
 WHERE backend_type LIKE 'nango%' AND backend_type <> 'nango run'
   AND (datname IS NULL OR datname = current_database())
 ORDER BY 1;
+
+\! python3 test/api_server.py post /control/reset > /dev/null

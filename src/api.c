@@ -216,7 +216,7 @@ nango_add_sync(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(9))
 	{
 		response_path = text_to_cstring(PG_GETARG_TEXT_PP(9));
-		sync_check_path("response_path", response_path, false);
+		sync_check_path("response_path", response_path, true);
 	}
 	paging = jsonb_arg_text(fcinfo, 10);
 	paging_parse(paging, &paging_config);

@@ -487,7 +487,9 @@ nango_run_main(Datum main_arg)
 		FlushErrorState();
 		AbortOutOfAnyTransaction();
 		MemoryContextSwitchTo(run.cxt);
-		finish_run(&run, edata->message);
+		finish_run(&run, edata->detail ?
+				   psprintf("%s\nDETAIL:  %s", edata->message, edata->detail) :
+				   edata->message);
 	}
 	PG_END_TRY();
 

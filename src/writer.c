@@ -31,6 +31,7 @@
 #include "access/relation.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/catalog.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -244,6 +245,17 @@ writer_resolve_table(const char *target_table)
 				 errmsg("invalid target_table: \"%s\" is not a table",
 						target_table),
 				 errhint("Give an ordinary or a partitioned table.")));
+	if (IsCatalogRelationOid(relid) ||
+		IsCatalogNamespace(get_rel_namespace(relid)) ||
+		get_rel_namespace(relid) == get_namespace_oid("nango", true) ||
+		isAnyTempNamespace(get_rel_namespace(relid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid target_table: \"%s\" belongs to the system, "
+						"to nango or to a session", target_table),
+				 errdetail("A sync writes only to permanent or unlogged tables "
+						   "of the user's own schemas."),
+				 errhint("Create a table of your own for the sync.")));
 	return relid;
 }
 

@@ -1,0 +1,32 @@
+-- What a sync sends: method, headers, query parameters and body.
+CREATE TABLE echoes (id bigint PRIMARY KEY, method text, query jsonb,
+					 headers jsonb, body jsonb);
+
+SELECT nango.add_sync('echo_get', api('/echo?fixed=1'), 'echoes',
+	headers => '{"Authorization": "Bearer test-token", "X-Trace": "t-1"}',
+	query_params => '{"q": "a b&c", "n": 19.99, "flag": true}') > 0 AS added;
+SELECT status, records FROM wait_for_sync('echo_get');
+SELECT method, query, headers->'authorization' AS authorization,
+	   headers->'x-trace' AS trace, headers->'accept' AS accept,
+	   headers->'user-agent' AS user_agent, body
+FROM echoes;
+SELECT nango.remove_sync('echo_get');
+TRUNCATE echoes;
+
+SELECT nango.add_sync('echo_post', api('/echo'), 'echoes', method => 'post',
+	body => '{"filter": {"state": "open"}, "limit": 50, "big": 18446744073709551617}')
+	> 0 AS added;
+SELECT status, records FROM wait_for_sync('echo_post');
+SELECT method, headers->'content-type' AS content_type, body FROM echoes;
+SELECT nango.remove_sync('echo_post');
+
+-- Authentication: the header is sent, and a wrong one fails the run.
+CREATE TABLE items (id bigint PRIMARY KEY, item_name text);
+SELECT nango.add_sync('auth_ok', api('/v1/auth/items'), 'items',
+	headers => '{"Authorization": "Bearer test-token"}') > 0 AS added;
+SELECT status, records FROM wait_for_sync('auth_ok');
+SELECT nango.add_sync('auth_bad', api('/v1/auth/apikey'), 'items',
+	headers => '{"X-Api-Key": "wrong-key"}') > 0 AS added;
+SELECT status, without_port(error) AS error FROM wait_for_sync('auth_bad');
+SELECT nango.remove_sync('auth_ok'), nango.remove_sync('auth_bad');
+DROP TABLE echoes, items;

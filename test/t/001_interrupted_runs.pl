@@ -65,9 +65,10 @@ sub run_worker_pid
 
 # --- a crash: the run worker is killed with SIGKILL -----------------------
 
-my $run = $node->safe_psql('postgres',
-	'SELECT max(id) FROM nango.sync_runs');
-ok($run, 'add_sync queued the first run');
+ok($node->poll_query_until('postgres',
+		'SELECT count(*) = 1 FROM nango.sync_runs'),
+	'the scheduler queued the first run');
+my $run = $node->safe_psql('postgres', 'SELECT id FROM nango.sync_runs');
 wait_for_pages($run, 3);
 my $activity = $node->safe_psql('postgres',
 	"SELECT query FROM pg_stat_activity WHERE backend_type = 'nango run'");

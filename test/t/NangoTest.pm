@@ -65,6 +65,7 @@ sub new_nango_node
 	$node->append_conf('postgresql.conf',
 		"shared_preload_libraries = 'nango'\n"
 		  . "max_worker_processes = 16\n"
+		  . "restart_after_crash = on\n"
 		  . ($extra // ''));
 	$node->start;
 	return $node;

@@ -74,8 +74,9 @@ static char *page_token_text(json_t *value, const PageBody *body,
 static bool page_has_more(json_t *value, const PageBody *body);
 static int64 page_total(json_t *value, const PageBody *body);
 static char *page_link_next(const char *header, const char *log_url);
+static char *page_url_origin(const char *url);
 static char *page_resolve_url(const char *base, const char *ref,
-							  const char *log_url);
+							   const char *origin_url, const char *log_url);
 static bool page_seen_add(PageSeen *seen, const char *text);
 
 /*
@@ -677,7 +678,7 @@ page_next_state(const SyncConfig *sync, const PagingState *state,
 				next->done = true;
 			else
 				next->next_url = page_resolve_url(resp->effective_url, ref,
-												  body->log_url);
+												  sync->url, body->log_url);
 			break;
 		case PAGING_NEXT_URL:
 			{
@@ -696,7 +697,7 @@ page_next_state(const SyncConfig *sync, const PagingState *state,
 				next->done = true;
 			else
 				next->next_url = page_resolve_url(resp->effective_url, ref,
-												  body->log_url);
+												  sync->url, body->log_url);
 			break;
 		case PAGING_CURSOR:
 			next->token = page_token_text(page_at(body->root, paging->path),
@@ -1042,11 +1043,41 @@ page_link_next(const char *header, const char *log_url)
 }
 
 /*
- * ref resolved against base (the URL the page came from), as libcurl
- * resolves relative references.  Only http and https are followed.
+ * The scheme, host and port of an absolute URL, as "https://host:443";
+ * NULL when the URL does not parse.
  */
 static char *
-page_resolve_url(const char *base, const char *ref, const char *log_url)
+page_url_origin(const char *url)
+{
+	CURLU	   *handle = curl_url();
+	char	   *scheme = NULL;
+	char	   *host = NULL;
+	char	   *port = NULL;
+	char	   *result = NULL;
+
+	if (handle == NULL)
+		return NULL;
+	if (curl_url_set(handle, CURLUPART_URL, url, 0) == CURLUE_OK &&
+		curl_url_get(handle, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+		curl_url_get(handle, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+		curl_url_get(handle, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+		result = psprintf("%s://%s:%s", scheme, host, port);
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(handle);
+	return result;
+}
+
+/*
+ * ref resolved against base (the URL the page came from), as libcurl
+ * resolves relative references.  Only http and https are followed, and
+ * only to the scheme, host and port of the sync's own URL: the sync's
+ * headers, credentials among them, go with every request.
+ */
+static char *
+page_resolve_url(const char *base, const char *ref, const char *origin_url,
+				 const char *log_url)
 {
 	CURLU	   *handle;
 	char	   *scheme = NULL;
@@ -1088,6 +1119,22 @@ page_resolve_url(const char *base, const char *ref, const char *log_url)
 						log_url),
 				 errdetail("Next page URLs must be http or https, at most %d bytes.",
 						   NANGO_MAX_TOKEN_BYTES)));
+	{
+		char	   *origin = page_url_origin(origin_url);
+		char	   *next_origin = page_url_origin(result);
+
+		if (origin == NULL || next_origin == NULL ||
+			pg_strcasecmp(origin, next_origin) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+					 errmsg("the next page URL in the response from %s points at another host",
+							log_url),
+					 errdetail("The next page is at %s; the sync's URL is at %s.",
+							   next_origin ? next_origin : "?",
+							   origin ? origin : "?"),
+					 errhint("A sync follows next page URLs only on the host of "
+							 "its own URL, since its headers go with every request.")));
+	}
 	return result;
 }
 

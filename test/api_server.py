@@ -79,7 +79,8 @@ GET  /v1/next_url?limit=N&after=K    {"data": [...],
                                       "links": {"next": URL|null}}
         limit default 10 (1..100); after = records to skip (the client never
         builds it: it follows links.next).  The next URL is absolute (on the
-        request's Host) unless relative=1 (then "/v1/next_url?...").
+        request's Host) unless relative=1 (then "/v1/next_url?...") or
+        next_host=H:P (then on that host, for tests of a sync refusing it).
 GET  /v1/cursor?limit=N&cursor=T     {"items": [...],
                                       "meta": {"next": T2|null, "has_more": b}}
         T is opaque base64 (may hold "+", "/" and "="; it must arrive
@@ -982,7 +983,13 @@ def next_url(req):
     if more:
         url = with_params(req.req_path, req.pairs, limit=limit,
                           after=after + limit)
-        links["next"] = url if qbool(p, "relative") else req.base_url() + url
+        if qbool(p, "relative"):
+            links["next"] = url
+        elif p.get("next_host"):
+            # A next URL on another host (tests never follow it).
+            links["next"] = "http://%s%s" % (p["next_host"], url)
+        else:
+            links["next"] = req.base_url() + url
     else:
         present, value = end_token(p, None)
         if present:

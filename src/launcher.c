@@ -66,6 +66,31 @@ nango_register_launcher(void)
 }
 
 /*
+ * Frees the shared slots of databases that are gone, so that creating and
+ * dropping databases never uses up the slots.  A slot is only freed while
+ * no scheduler holds it; a database created after the scan gets a fresh
+ * slot on the next one.
+ */
+static void
+forget_dropped_databases(LauncherEntry *fresh, int nfresh)
+{
+	LWLockAcquire(nango_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < NANGO_MAX_DATABASES; i++)
+	{
+		NangoDatabaseSlot *slot = &nango_shared->databases[i];
+		bool		exists = false;
+
+		if (slot->dboid == InvalidOid || slot->scheduler != NULL)
+			continue;
+		for (int j = 0; j < nfresh && !exists; j++)
+			exists = (fresh[j].dboid == slot->dboid);
+		if (!exists)
+			memset(slot, 0, sizeof(*slot));
+	}
+	LWLockRelease(nango_shared->lock);
+}
+
+/*
  * Reads pg_database into entries, keeping the handles of databases still
  * there.  Only databases that accept connections and are no templates.
  */
@@ -124,6 +149,7 @@ read_databases(void)
 	for (int j = 0; j < nentries; j++)
 		if (entries[j].handle != NULL)
 			pfree(entries[j].handle);
+	forget_dropped_databases(fresh, nfresh);
 	if (entries != NULL)
 		pfree(entries);
 	entries = fresh;

@@ -12,6 +12,7 @@
 
 #include "access/xact.h"
 #include "commands/dbcommands.h"
+#include "commands/defrem.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "pgstat.h"
@@ -43,6 +44,7 @@ NangoShared *nango_shared = NULL;
 
 static bool wake_scheduler_at_commit = false;
 static bool wake_launcher_at_commit = false;
+static bool want_scheduler_at_commit = false;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -192,6 +194,7 @@ void
 nango_wake_launcher_at_commit(void)
 {
 	wake_launcher_at_commit = true;
+	want_scheduler_at_commit = true;
 }
 
 /*
@@ -208,7 +211,7 @@ nango_xact_callback(XactEvent event, void *arg)
 			if (nango_shared == NULL)
 				break;
 			LWLockAcquire(nango_shared->lock, LW_EXCLUSIVE);
-			if (wake_launcher_at_commit)
+			if (want_scheduler_at_commit)
 			{
 				NangoDatabaseSlot *slot;
 
@@ -218,6 +221,9 @@ nango_xact_callback(XactEvent event, void *arg)
 					slot->no_extension = false;
 					slot->want_scheduler = true;
 				}
+			}
+			if (wake_launcher_at_commit)
+			{
 				if (nango_shared->launcher != NULL)
 					SetLatch(&nango_shared->launcher->procLatch);
 			}
@@ -231,11 +237,13 @@ nango_xact_callback(XactEvent event, void *arg)
 			}
 			LWLockRelease(nango_shared->lock);
 			wake_launcher_at_commit = false;
+			want_scheduler_at_commit = false;
 			wake_scheduler_at_commit = false;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			wake_launcher_at_commit = false;
+			want_scheduler_at_commit = false;
 			wake_scheduler_at_commit = false;
 			break;
 		default:
@@ -287,9 +295,11 @@ stop_database_workers(const char *dbname)
 }
 
 /*
- * Watches the statements that concern nango's workers: CREATE and DROP of
- * the extension wake them at commit; DROP and RENAME of a database first
- * stop the workers connected to it.
+ * Watches the statements that concern nango's workers: DROP EXTENSION
+ * wakes the scheduler at commit, CREATE DATABASE the launcher; DROP and
+ * RENAME of a database, and CREATE DATABASE from it as a template, first
+ * stop the workers connected to it.  (CREATE
+ * EXTENSION wakes the launcher from the extension's script.)
  */
 static void
 nango_process_utility(PlannedStmt *pstmt, const char *queryString,
@@ -307,6 +317,21 @@ nango_process_utility(PlannedStmt *pstmt, const char *queryString,
 	else if (IsA(parsetree, DropStmt) &&
 			 ((DropStmt *) parsetree)->removeType == OBJECT_EXTENSION)
 		nango_wake_scheduler_at_commit();
+	else if (IsA(parsetree, CreatedbStmt))
+	{
+		ListCell   *lc;
+
+		/* The template may have no other users while it is copied. */
+		foreach(lc, ((CreatedbStmt *) parsetree)->options)
+		{
+			DefElem    *opt = lfirst(lc);
+
+			if (strcmp(opt->defname, "template") == 0 && opt->arg != NULL)
+				stop_database_workers(defGetString(opt));
+		}
+		/* A copy of a database with the extension needs its scheduler. */
+		wake_launcher_at_commit = true;
+	}
 
 	if (prev_process_utility_hook)
 		prev_process_utility_hook(pstmt, queryString, readOnlyTree, context,

@@ -104,6 +104,13 @@ ok($node->poll_query_until('postgres',
 		  WHERE backend_type = 'nango scheduler' AND datname = 'plain'}),
 	'a later CREATE EXTENSION gets its scheduler');
 
+# A database copied from one with the extension gets its scheduler.
+$node->safe_psql('postgres', 'CREATE DATABASE plain_copy TEMPLATE plain');
+ok($node->poll_query_until('postgres',
+		q{SELECT count(*) = 1 FROM pg_stat_activity
+		  WHERE backend_type = 'nango scheduler' AND datname = 'plain_copy'}),
+	'CREATE DATABASE from a template with the extension starts a scheduler');
+
 ok(!$node->log_contains(qr/terminated by signal 11|server process .* was terminated/),
 	'no worker crashed');
 $node->stop;

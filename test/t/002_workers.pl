@@ -61,9 +61,28 @@ is($node->safe_psql('shop',
 		  ON s.id = r.sync_id WHERE s.name = 'slow'}),
 	'running', 'the slow run is still waiting for its response');
 
+# nango.max_concurrent_runs, reloaded on SIGHUP, bounds the runs at once:
+# with 1, a third sync waits while the slow one holds the only place.
+$node->safe_psql('postgres', 'ALTER SYSTEM SET nango.max_concurrent_runs = 1');
+$node->reload;
+$node->safe_psql('shop', qq{
+	SELECT nango.trigger_sync('fast');
+	SELECT pg_sleep(1);});
+is($node->safe_psql('shop',
+		q{SELECT r.status FROM nango.sync_runs r JOIN nango.syncs s
+		  ON s.id = r.sync_id WHERE s.name = 'fast' ORDER BY r.id DESC LIMIT 1}),
+	'queued', 'with one run at a time, a triggered run waits its turn');
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET nango.max_concurrent_runs');
+$node->reload;
+ok($node->poll_query_until('shop',
+		q{SELECT r.status = 'success' FROM nango.sync_runs r JOIN nango.syncs s
+		  ON s.id = r.sync_id WHERE s.name = 'fast' ORDER BY r.id DESC LIMIT 1}),
+	'after the setting is raised again, the waiting run goes ahead');
+
 # SIGTERM ends the worker in the middle of its request, not after it.
 my $pid = $node->safe_psql('shop',
-	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'nango run'");
+	q{SELECT pid FROM pg_stat_activity
+	  WHERE backend_type = 'nango run' AND query LIKE '%"slow"%'});
 my $start = time();
 kill 'TERM', $pid;
 ok($node->poll_query_until('shop',

@@ -417,7 +417,8 @@ page_parse_body(const HttpResponse *resp, PageBody *body)
 						   jerror.line, jerror.column,
 						   page_excerpt(resp->body, resp->body_len)),
 				 html ?
-				 errhint("The API answered with an HTML page, often a login page or a wrong URL; check the URL and the headers.") :
+				 errhint("The API answered with an HTML page, often a login "
+						 "page or a wrong URL; check the URL and the headers.") :
 				 errhint("Check that the URL is the API's JSON endpoint.")));
 	}
 	return NULL;				/* keep compiler quiet */

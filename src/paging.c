@@ -73,7 +73,9 @@ paging_parse(const char *json, PagingConfig *config)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid paging: not a JSON object"),
-				 errhint("Give paging as an object such as '{\"type\": \"link_header\"}', or NULL for a single request.")));
+				 errhint("Give paging as an object such as "
+						 "'{\"type\": \"link_header\"}', or NULL for a "
+						 "single request.")));
 	}
 
 	PG_TRY();

@@ -296,7 +296,9 @@ sync_parse_columns(const char *json)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid columns: the path of column \"%s\" is not a string",
 							column),
-					 errhint("Map each column name to a dotted path, as in '{\"author\": \"user.login\"}', or to \"$\" for the whole record.")));
+					 errhint("Map each column name to a dotted path, as in "
+							 "'{\"author\": \"user.login\"}', or to \"$\" "
+							 "for the whole record.")));
 
 		path = pnstrdup(v.val.string.val, v.val.string.len);
 		sync_check_path(psprintf("columns entry \"%s\"", column), path, true);
@@ -352,7 +354,9 @@ sync_check_path(const char *argname, const char *path, bool allow_root)
 						path ? pnstrdup(path, 64) : "(null)"),
 				 errdetail("%s.", problem),
 				 allow_root ?
-				 errhint("Give key names separated by dots, as in \"data.items\" or \"items.0.id\", or \"$\" for the whole value.") :
+				 errhint("Give key names separated by dots, as in "
+						 "\"data.items\" or \"items.0.id\", or \"$\" for "
+						 "the whole value.") :
 				 errhint("Give key names separated by dots, as in \"data.items\" or \"items.0.id\".")));
 }
 

@@ -286,7 +286,8 @@ writer_check_privileges(Oid relid, const char *target_table)
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("invalid target_table: permission denied to %s table \"%s\"",
 							needed[i].name, target_table),
-					 errhint("A sync needs SELECT, INSERT and UPDATE on its table; ask its owner to GRANT them.")));
+					 errhint("A sync needs SELECT, INSERT and UPDATE on its "
+							 "table; ask its owner to GRANT them.")));
 	}
 }
 
@@ -357,7 +358,8 @@ writer_check_unique_key(Relation rel, const char *target_table,
 	if (!found)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid unique_key: (%s) is neither the primary key nor a unique index of table \"%s\"",
+				 errmsg("invalid unique_key: (%s) is neither the primary "
+						"key nor a unique index of table \"%s\"",
 						names.data, target_table),
 				 errhint("Create a unique index on %s (%s), or name the primary key columns.",
 						 target_table, names.data)));

@@ -112,7 +112,8 @@ nango_build() {
 # Creates NANGO_TMP (traversable by the postgres user) and installs the trap
 # that cleans up on any exit.
 nango_tmpdir() {
-	NANGO_TMP=$(mktemp -d "${TMPDIR:-/tmp}/nango-test.XXXXXX")
+	# mktemp's template: "nango-test." and six random characters.
+	NANGO_TMP=$(mktemp -d "${TMPDIR:-/tmp}/nango-test.$(printf 'X%.0s' 1 2 3 4 5 6)")
 	chmod 755 "$NANGO_TMP"
 	trap nango_stop_all EXIT
 	trap 'exit 130' INT

@@ -127,16 +127,25 @@ class Sampler(threading.Thread):
         self.join(10)
 
 
+POSTMASTER = None               # our cluster's postmaster pid (main sets it)
+
+
 def find_run_worker():
-    """The pid of a live "nango run" background worker, if any."""
+    """The pid of a live "nango run" background worker of our cluster (a
+    child of its postmaster: other clusters may run on the machine)."""
     for path in glob.glob("/proc/[0-9]*/cmdline"):
+        pid = int(path.split("/")[2])
         try:
             with open(path, "rb") as f:
                 cmd = f.read()
+            if not (cmd.startswith(b"postgres: ") and b"nango run" in cmd):
+                continue
+            with open("/proc/%d/status" % pid) as f:
+                m = re.search(r"^PPid:\s+(\d+)", f.read(), re.M)
         except OSError:
             continue
-        if cmd.startswith(b"postgres: ") and b"nango run" in cmd:
-            return int(path.split("/")[2])
+        if m and int(m.group(1)) == POSTMASTER:
+            return pid
     return None
 
 
@@ -215,36 +224,31 @@ def setup(api):
     psql("DROP DATABASE IF EXISTS %s" % DB, db="postgres")
     psql("CREATE DATABASE %s" % DB, db="postgres")
     cols = ", ".join("%s %s" % (c[0], c[1]) for c in COLUMNS)
-    psql("CREATE EXTENSION nango; "
+    psql("CREATE EXTENSION nango; CREATE EXTENSION pg_stat_statements; "
          "CREATE TABLE issues_nango (%s); CREATE TABLE issues_base (%s)"
          % (cols, cols))
     url = "%s/repos/acme/app/issues?per_page=%d" % (api, PER_PAGE)
     sql = ("SELECT nango.add_sync(name => 'bench', url => %s, "
            "target_table => 'issues_nango', unique_key => '{id}', "
            "frequency => '1 day', paging => '{\"type\": \"link_header\"}', "
-           "columns => '{\"author\": \"user.login\"}')" % quote(url))
-    psql(sql)
+           "columns => '{\"author\": \"user.login\"}'); "
+           "SELECT nango.pause_sync('bench')" % quote(url))
+    psql(sql)       # one transaction: no run starts before the first case
 
 
 def quote(text):
     return "'" + text.replace("'", "''") + "'"
 
 
-def wait_first_run():
-    """Waits for the run add_sync started (the warm-up); returns its row."""
-    run_id = psql("SELECT nango.trigger_sync('bench')")
-    return json.loads(psql(
-        "SELECT row_to_json(r) FROM nango.wait_for_run(%s, '%s') r"
-        % (run_id, RUN_TIMEOUT)))
-
-
-def run_nango():
+def run_nango(first):
     """One timed run: trigger_sync + wait_for_run.  Returns (seconds, run
     row as a dict, Sampler)."""
     sampler = Sampler(find_run_worker)
     sampler.start()
     start = time.monotonic()
-    run_id = psql("SELECT nango.trigger_sync('bench')")
+    run_id = psql("SELECT nango.resume_sync('bench'); "
+                  "SELECT nango.trigger_sync('bench')" if first else
+                  "SELECT nango.trigger_sync('bench')").splitlines()[-1]
     row = psql("SELECT row_to_json(r) FROM nango.wait_for_run(%s, '%s') r"
                % (run_id, RUN_TIMEOUT))
     seconds = time.monotonic() - start
@@ -320,6 +324,38 @@ def run_baseline(pagedir, workdir):
     return marks[1] - marks[0], written, sampler
 
 
+def statement_times():
+    """Server-side execution time (ms) and calls since the last reset, from
+    pg_stat_statements (track = all: statements run through SPI too):
+    nango's page statement, nango's other SPI statements (catalog,
+    checkpoint), and the baseline's upsert.  Then resets the counters."""
+    row = psql("""
+SELECT coalesce(sum(total_exec_time) FILTER (WHERE q LIKE 'WITH rec%'), 0),
+       coalesce(sum(calls) FILTER (WHERE q LIKE 'WITH rec%'), 0),
+       coalesce(sum(total_exec_time) FILTER (WHERE q NOT LIKE 'WITH rec%'
+            AND q NOT LIKE '%issues_base%' AND q !~ 'pg_stat_statements'
+            AND q !~ 'nango\\.(trigger_sync|wait_for_run|resume_sync)'), 0),
+       coalesce(sum(total_exec_time) FILTER (WHERE q LIKE '%issues_base%'
+), 0),
+       coalesce(sum(calls) FILTER (WHERE q LIKE '%issues_base%'
+), 0)
+FROM (SELECT ltrim(query) AS q, total_exec_time, calls
+      FROM pg_stat_statements) s""")
+    psql("SELECT pg_stat_statements_reset()")
+    v = row.split("|")
+    return {"page_ms": float(v[0]), "page_calls": int(float(v[1])),
+            "other_ms": float(v[2]), "base_ms": float(v[3]),
+            "base_calls": int(float(v[4]))}
+
+
+def top_statements(n):
+    """The n statements that took longest, for the log."""
+    return psql("SELECT round(total_exec_time) || ' ms, ' || calls || "
+                "' calls: ' || left(regexp_replace(query, '\\s+', ' ', 'g'),"
+                " 90) FROM pg_stat_statements ORDER BY total_exec_time DESC "
+                "LIMIT %d" % n)
+
+
 def same_rows():
     """Rows in one table and not in the other (0 when they agree)."""
     return int(psql("SELECT (SELECT count(*) FROM (TABLE issues_nango "
@@ -334,8 +370,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, required=True)
     ap.add_argument("--work", required=True)
+    ap.add_argument("--pgdata", required=True)
     ap.add_argument("--json")
     args = ap.parse_args()
+    global POSTMASTER
+    with open(os.path.join(args.pgdata, "postmaster.pid")) as f:
+        POSTMASTER = int(f.readline())
     api = os.environ["NANGO_API_URL"]
     os.makedirs(args.work, exist_ok=True)
     pagedir = os.path.join(args.work, "pages")
@@ -343,14 +383,6 @@ def main():
     log("database %s: extension, tables issues_nango and issues_base, "
         "sync bench" % DB)
     setup(api)
-    t = time.monotonic()
-    warm = wait_first_run()
-    log("warm-up: add_sync's own run: %s, %s records in %.1f s (not "
-        "counted)" % (warm["status"], warm["records"], time.monotonic() - t))
-    if warm["status"] != "success":
-        sys.exit("the warm-up run failed: %s" % warm.get("error"))
-    psql("TRUNCATE issues_nango")
-
     results = []
     for case in ("first", "unchanged", "changed"):
         # Both tables start each case freshly analyzed (autovacuum may
@@ -362,15 +394,24 @@ def main():
         http_s, pages, records, size = fetch_pages(api, pagedir)
         log("%s: fetched %d pages, %d records, %.1f MB alone in %.2f s"
             % (case, pages, records, size / 1e6, http_s))
-        nango_s, run, ns = run_nango()
+        psql("SELECT pg_stat_statements_reset()")
+        nango_s, run, ns = run_nango(case == "first")
+        if case == "first":
+            log("slowest statements of the nango run (pg_stat_statements):\n"
+                + top_statements(6))
+        st = statement_times()
         log("%s: nango %.2f s (run %s: %s inserted, %s updated, %s "
             "unchanged; worker pid %s, %d samples)"
             % (case, nango_s, run["id"], run["inserted"], run["updated"],
                run["unchanged"], ns.pid, ns.samples))
         base_s, written, bs = run_baseline(pagedir, args.work)
+        st["base_ms"] = statement_times()["base_ms"]
         log("%s: baseline %.2f s (%d rows inserted or updated; backend "
             "pid %s, %d samples)" % (case, base_s, written, bs.pid,
                                      bs.samples))
+        if run["inserted"] + run["updated"] != written:
+            sys.exit("%s: nango wrote %d rows, the baseline %d" % (
+                case, run["inserted"] + run["updated"], written))
         diff = same_rows()
         if diff != 0:
             sys.exit("%s: the tables differ in %d rows" % (case, diff))
@@ -383,6 +424,10 @@ def main():
             "nango_updated": run["updated"],
             "nango_unchanged": run["unchanged"],
             "baseline_written": written,
+            "nango_page_stmt_s": st["page_ms"] / 1000,
+            "nango_page_stmt_calls": st["page_calls"],
+            "nango_other_stmt_s": st["other_ms"] / 1000,
+            "baseline_stmt_s": st["base_ms"] / 1000,
             "nango_hwm_kb": ns.hwm_kb, "nango_anon_kb": ns.anon_kb,
             "baseline_hwm_kb": bs.hwm_kb, "baseline_anon_kb": bs.anon_kb,
         })
@@ -411,6 +456,30 @@ def report(results):
                      "%.1f" % (r["baseline_s"] * us),
                      "%.2f" % (r["nango_s"] / r["baseline_s"]),
                      "%.0f" % (100 * r["http_s"] / r["nango_s"])))
+    print()
+    print("where the time goes, microseconds per record (server-side SQL "
+          "execution from pg_stat_statements):")
+    fmt = "%-10s %8s %8s %8s %8s %8s %8s"
+    print(fmt % ("case", "nango", "http", "n.page", "n.other", "n.rest",
+                 "base"))
+    for r in results:
+        us = 1e6 / r["records"]
+        rest = (r["nango_s"] - r["http_s"] - r["nango_page_stmt_s"]
+                - r["nango_other_stmt_s"])
+        print(fmt % (r["case"], "%.1f" % (r["nango_s"] * us),
+                     "%.1f" % (r["http_s"] * us),
+                     "%.1f" % (r["nango_page_stmt_s"] * us),
+                     "%.1f" % (r["nango_other_stmt_s"] * us),
+                     "%.1f" % (rest * us),
+                     "%.1f" % (r["baseline_stmt_s"] * us)))
+    print("n.page: nango's page statement; n.other: its other SPI "
+          "statements; n.rest:")
+    print("nango - http - n.page - n.other (worker start, parsing, "
+          "commits); base: the")
+    print("baseline's upsert.  page statement / baseline upsert:",
+          ", ".join("%s %.2f" % (r["case"], r["nango_page_stmt_s"]
+                                 / max(r["baseline_stmt_s"], 1e-9))
+                    for r in results))
     print()
     print("memory, MB (peak RSS = VmHWM; private = largest RssAnon seen):")
     fmt = "%-10s %10s %10s %10s %10s %8s %8s"

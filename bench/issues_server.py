@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 
+sys.dont_write_bytecode = True         # leave no __pycache__ in test/
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "test"))
 import api_server as api          # noqa: E402
@@ -40,7 +41,7 @@ class BenchState(api.State):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--issues", type=int, default=20000)
+    ap.add_argument("--issues", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=20240301)
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--log", required=True)

@@ -33,6 +33,7 @@ DROP VIEW view_target;
 SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', frequency => '-5 minutes');
 SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', frequency => '0');
 SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', frequency => '500 milliseconds');
+SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', frequency => '1000000 years');
 
 -- method, headers, query_params, body
 SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', method => 'DELETE');
@@ -75,6 +76,11 @@ SELECT nango.pause_sync('nope');
 SELECT nango.resume_sync('nope');
 SELECT nango.trigger_sync('nope');
 SELECT nango.wait_for_run(-1);
+SELECT nango.remove_sync(NULL);
+SELECT nango.pause_sync(NULL);
+SELECT nango.trigger_sync('nope', NULL);
+SELECT nango.wait_for_run(NULL);
+SELECT nango.wait_for_run(1, NULL);
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT nango.wait_for_run(1);
 ROLLBACK;

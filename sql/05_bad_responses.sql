@@ -32,6 +32,7 @@ SELECT try_response('two_arrays', '/fault/twoarrays');
 SELECT try_response('wrong_path', '/v1/items', NULL, 'data.items');
 SELECT try_response('refused', 'http://127.0.0.1:1/v1/items');
 SELECT try_response('too_many_redirects', '/fault/redirect?n=8');
+SELECT try_response('redirect_other_host', '/fault/redirect?n=2&host=127.0.0.2:9');
 SELECT try_response('other_host', '/v1/next_url?next_host=127.0.0.2:9',
 					'{"type": "next_url", "path": "links.next"}');
 

@@ -29,4 +29,11 @@ SELECT nango.add_sync('auth_bad', api('/v1/auth/apikey'), 'items',
 	headers => '{"X-Api-Key": "wrong-key"}') > 0 AS added;
 SELECT status, without_port(error) AS error FROM wait_for_sync('auth_bad');
 SELECT nango.remove_sync('auth_ok'), nango.remove_sync('auth_bad');
+
+-- Redirects on the API's own host are followed (at most 5).
+TRUNCATE items;
+SELECT nango.add_sync('redirected', api('/fault/redirect?n=3&to=/v1/items'),
+					  'items') > 0 AS added;
+SELECT status, records, http_requests FROM wait_for_sync('redirected');
+SELECT nango.remove_sync('redirected');
 DROP TABLE echoes, items;

@@ -59,6 +59,10 @@ CREATE TABLE nango.rejected_records (
 );
 CREATE INDEX rejected_records_run_id_idx ON nango.rejected_records (run_id);
 
+-- pg_dump keeps the syncs (not their runs): a restored database syncs on.
+SELECT pg_catalog.pg_extension_config_dump('nango.syncs', '');
+SELECT pg_catalog.pg_extension_config_dump('nango.syncs_id_seq', '');
+
 -- Users read their own syncs; only nango's functions write.
 REVOKE ALL ON nango.syncs, nango.sync_runs, nango.rejected_records FROM PUBLIC;
 GRANT SELECT ON nango.syncs, nango.sync_runs, nango.rejected_records TO PUBLIC;
@@ -90,22 +94,27 @@ LANGUAGE C CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'nango_add_sync';
 
 CREATE FUNCTION nango.remove_sync(name text) RETURNS boolean
-LANGUAGE C STRICT VOLATILE AS 'MODULE_PATHNAME', 'nango_remove_sync';
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'nango_remove_sync';
 
 CREATE FUNCTION nango.pause_sync(name text) RETURNS void
-LANGUAGE C STRICT VOLATILE AS 'MODULE_PATHNAME', 'nango_pause_sync';
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'nango_pause_sync';
 
 CREATE FUNCTION nango.resume_sync(name text) RETURNS void
-LANGUAGE C STRICT VOLATILE AS 'MODULE_PATHNAME', 'nango_resume_sync';
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'nango_resume_sync';
 
 CREATE FUNCTION nango.trigger_sync(name text, full_refresh boolean DEFAULT false)
 RETURNS bigint
-LANGUAGE C STRICT VOLATILE AS 'MODULE_PATHNAME', 'nango_trigger_sync';
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'nango_trigger_sync';
 
 CREATE FUNCTION nango.wait_for_run(run_id bigint,
 								   timeout interval DEFAULT '1 minute')
 RETURNS nango.sync_runs
-LANGUAGE C STRICT VOLATILE AS 'MODULE_PATHNAME', 'nango_wait_for_run';
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'nango_wait_for_run';
 
 -- One row a sync: what it is doing, how its last runs went, when it runs next.
 CREATE VIEW nango.sync_status WITH (security_invoker = true) AS

@@ -94,15 +94,17 @@ jsonb_arg_text(FunctionCallInfo fcinfo, int argno)
 											   PG_GETARG_DATUM(argno)));
 }
 
+/* Raises the error for a null argument that must have a value. */
 static void
 require_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
 {
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"%s\" of nango.add_sync must not be null",
-						argname),
-				 errhint("Leave the argument out to take its default.")));
+				 errmsg("argument \"%s\" of nango.%s must not be null",
+						argname, get_func_name(fcinfo->flinfo->fn_oid)),
+				 errhint("Give a value, or leave the argument out to take "
+						 "its default.")));
 }
 
 static void
@@ -130,9 +132,24 @@ static void
 check_frequency(Interval *frequency)
 {
 	Interval	one_second;
+	Interval	ten_years;
 
 	memset(&one_second, 0, sizeof(one_second));
 	one_second.time = USECS_PER_SEC;
+	memset(&ten_years, 0, sizeof(ten_years));
+	ten_years.month = 10 * MONTHS_PER_YEAR;
+	if (DatumGetBool(DirectFunctionCall2(interval_gt,
+										 IntervalPGetDatum(frequency),
+										 IntervalPGetDatum(&ten_years))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid frequency \"%s\"",
+						DatumGetCString(DirectFunctionCall1(interval_out,
+															IntervalPGetDatum(frequency)))),
+				 errdetail("A sync runs at least once in ten years."),
+				 errhint("Give an interval of at most '10 years', or pause "
+						 "the sync with nango.pause_sync and trigger it by "
+						 "hand.")));
 	if (DatumGetBool(DirectFunctionCall2(interval_lt,
 										 IntervalPGetDatum(frequency),
 										 IntervalPGetDatum(&one_second))))
@@ -374,8 +391,11 @@ exec_as_owner(const char *sql, int64 id, int expected)
 Datum
 nango_remove_sync(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *name;
 	int64		id;
+
+	require_arg(fcinfo, 0, "name");
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
 	spi_begin();
 	id = find_sync(name, true, NULL);
@@ -393,7 +413,10 @@ nango_remove_sync(PG_FUNCTION_ARGS)
 Datum
 nango_pause_sync(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *name;
+
+	require_arg(fcinfo, 0, "name");
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
 	spi_begin();
 	exec_as_owner("UPDATE nango.syncs SET paused = true WHERE id = $1",
@@ -406,7 +429,10 @@ nango_pause_sync(PG_FUNCTION_ARGS)
 Datum
 nango_resume_sync(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *name;
+
+	require_arg(fcinfo, 0, "name");
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
 	spi_begin();
 	exec_as_owner("UPDATE nango.syncs SET paused = false, "
@@ -424,13 +450,18 @@ nango_resume_sync(PG_FUNCTION_ARGS)
 Datum
 nango_trigger_sync(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	bool		full_refresh = PG_GETARG_BOOL(1);
+	char	   *name;
+	bool		full_refresh;
 	bool		paused;
 	int64		id;
 	int64		run_id;
 	CatalogAccess access;
 	bool		isnull;
+
+	require_arg(fcinfo, 0, "name");
+	require_arg(fcinfo, 1, "full_refresh");
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	full_refresh = PG_GETARG_BOOL(1);
 
 	nango_check_preloaded();
 	spi_begin();
@@ -484,12 +515,18 @@ nango_trigger_sync(PG_FUNCTION_ARGS)
 Datum
 nango_wait_for_run(PG_FUNCTION_ARGS)
 {
-	int64		run_id = PG_GETARG_INT64(0);
-	Interval   *timeout = PG_GETARG_INTERVAL_P(1);
+	int64		run_id;
+	Interval   *timeout;
 	TimestampTz deadline;
-	Datum		arg[1] = {Int64GetDatum(run_id)};
+	Datum		arg[1];
 	Oid			type[1] = {INT8OID};
 	Datum		result = (Datum) 0;
+
+	require_arg(fcinfo, 0, "run_id");
+	require_arg(fcinfo, 1, "timeout");
+	run_id = PG_GETARG_INT64(0);
+	timeout = PG_GETARG_INTERVAL_P(1);
+	arg[0] = Int64GetDatum(run_id);
 
 	if (IsolationUsesXactSnapshot())
 		ereport(ERROR,
@@ -545,6 +582,8 @@ nango_wait_for_run(PG_FUNCTION_ARGS)
 					 errhint("Call nango.wait_for_run again, or with a longer "
 							 "timeout; nango.sync_runs shows its progress.")));
 
+		/* Each look's result would otherwise stay until SPI_finish. */
+		SPI_freetuptable(SPI_tuptable);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 100, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

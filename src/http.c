@@ -226,8 +226,8 @@ http_set_options(CURL *h, const char *method, const char *url,
 	HTTP_SETOPT(CURLOPT_REDIR_PROTOCOLS,
 				(long) (CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
-	HTTP_SETOPT(CURLOPT_FOLLOWLOCATION, 1L);
-	HTTP_SETOPT(CURLOPT_MAXREDIRS, (long) NANGO_MAX_REDIRECTS);
+	/* Redirects are followed by http_fetch, which checks their host. */
+	HTTP_SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
 	HTTP_SETOPT(CURLOPT_CONNECTTIMEOUT, Min(timeout, HTTP_CONNECT_TIMEOUT));
 	HTTP_SETOPT(CURLOPT_TIMEOUT, timeout);
 	HTTP_SETOPT(CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -343,8 +343,6 @@ http_fault(CURLcode rc, const HttpTransfer *xfer, const char *errbuf)
 						NANGO_MAX_HEADER_BYTES);
 	if (xfer->out_of_memory)
 		return pstrdup("out of memory while reading the response");
-	if (rc == CURLE_TOO_MANY_REDIRECTS)
-		return psprintf("more than %d redirects", NANGO_MAX_REDIRECTS);
 	if (rc == CURLE_OPERATION_TIMEDOUT)
 		return psprintf("timed out (nango.http_timeout is %d s): %s",
 						nango_http_timeout,
@@ -353,12 +351,14 @@ http_fault(CURLcode rc, const HttpTransfer *xfer, const char *errbuf)
 }
 
 /*
- * Sends one request; see http.h for the contract.  The request and its
+ * Sends one request and follows no redirect: *location is set to the
+ * absolute target of a redirect response, else NULL.  The request and its
  * outcome are logged at DEBUG1 with the URL stripped of its query.
  */
-bool
-http_fetch(const char *method, const char *url, List *headers,
-		   const char *body, HttpResponse *resp, char **error)
+static bool
+http_fetch_once(const char *method, const char *url, List *headers,
+				const char *body, HttpResponse *resp, char **error,
+				char **location)
 {
 	HttpTransfer *xfer;
 	struct curl_slist *volatile header_list = NULL;
@@ -369,6 +369,7 @@ http_fetch(const char *method, const char *url, List *headers,
 
 	memset(resp, 0, sizeof(HttpResponse));
 	*error = NULL;
+	*location = NULL;
 	errbuf[0] = '\0';
 	xfer = palloc0(sizeof(HttpTransfer));
 	xfer->body_cap = (size_t) nango_max_response_size * 1024;
@@ -395,9 +396,15 @@ http_fetch(const char *method, const char *url, List *headers,
 		{
 			char	   *content_type = NULL;
 			char	   *effective_url = NULL;
+			char	   *redirect_url = NULL;
 
 			curl_easy_getinfo(http_handle, CURLINFO_RESPONSE_CODE,
 							  &resp->status);
+			curl_easy_getinfo(http_handle, CURLINFO_REDIRECT_URL,
+							  &redirect_url);
+			if (redirect_url != NULL && resp->status >= 300 &&
+				resp->status < 400)
+				*location = pstrdup(redirect_url);
 			curl_easy_getinfo(http_handle, CURLINFO_CONTENT_TYPE,
 							  &content_type);
 			curl_easy_getinfo(http_handle, CURLINFO_EFFECTIVE_URL,
@@ -438,6 +445,84 @@ http_fetch(const char *method, const char *url, List *headers,
 	elog(DEBUG1, "nango: %s %s: status %ld, %zu bytes",
 		 method, log_url, resp->status, resp->body_len);
 	return true;
+}
+
+/*
+ * Sends one request, following at most NANGO_MAX_REDIRECTS redirects and
+ * only to the scheme, host and port of url: a sync's headers, credentials
+ * among them, never go to another host.  See http.h for the contract.
+ */
+bool
+http_fetch(const char *method, const char *url, List *headers,
+		   const char *body, HttpResponse *resp, char **error)
+{
+	char	   *origin = http_url_origin(url);
+
+	for (int redirects = 0;; redirects++)
+	{
+		char	   *location;
+		char	   *target_origin;
+
+		if (!http_fetch_once(method, url, headers, body, resp, error,
+							 &location))
+			return false;
+		if (location == NULL)
+			return true;
+
+		if (redirects == NANGO_MAX_REDIRECTS)
+		{
+			*error = psprintf("%s %s failed: more than %d redirects", method,
+							  http_url_for_log(url), NANGO_MAX_REDIRECTS);
+			return false;
+		}
+		target_origin = http_url_origin(location);
+		if (origin == NULL || target_origin == NULL ||
+			pg_strcasecmp(origin, target_origin) != 0)
+		{
+			*error = psprintf("%s %s failed: it redirects to another host (%s)",
+							  method, http_url_for_log(url),
+							  target_origin ? target_origin : "?");
+			return false;
+		}
+
+		/* As browsers do: 303, and 301 or 302 after a POST, become GET. */
+		if (resp->status == 303 ||
+			((resp->status == 301 || resp->status == 302) &&
+			 strcmp(method, "POST") == 0))
+		{
+			method = "GET";
+			body = NULL;
+		}
+		url = location;
+	}
+}
+
+/*
+ * The scheme, host and port of an absolute URL, as "https://host:443";
+ * NULL when it does not parse.
+ */
+char *
+http_url_origin(const char *url)
+{
+	CURLU	   *handle = curl_url();
+	char	   *scheme = NULL;
+	char	   *host = NULL;
+	char	   *port = NULL;
+	char	   *result = NULL;
+
+	if (handle == NULL)
+		return NULL;
+	if (curl_url_set(handle, CURLUPART_URL, url, 0) == CURLUE_OK &&
+		curl_url_get(handle, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+		curl_url_get(handle, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+		curl_url_get(handle, CURLUPART_PORT, &port,
+					 CURLU_DEFAULT_PORT) == CURLUE_OK)
+		result = psprintf("%s://%s:%s", scheme, host, port);
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(handle);
+	return result;
 }
 
 /*

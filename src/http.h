@@ -39,6 +39,9 @@ extern bool http_fetch(const char *method, const char *url, List *headers,
  */
 extern char *http_url_for_log(const char *url);
 
+/* "scheme://host:port" of an absolute URL, or NULL. */
+extern char *http_url_origin(const char *url);
+
 /* Called once from _PG_init. */
 extern void http_global_init(void);
 

@@ -219,7 +219,9 @@ launch_schedulers(void)
 			wanted = false;
 		else
 		{
-			wanted = !slot->no_extension || slot->want_scheduler;
+			/* A scheduler started by an earlier launcher is still there. */
+			wanted = (!slot->no_extension || slot->want_scheduler) &&
+				slot->scheduler == NULL;
 			hold_until = slot->hold_until;
 		}
 		LWLockRelease(nango_shared->lock);
@@ -259,6 +261,15 @@ launch_schedulers(void)
 	return wait_ms;
 }
 
+static void
+forget_launcher(int code, Datum arg)
+{
+	LWLockAcquire(nango_shared->lock, LW_EXCLUSIVE);
+	if (nango_shared->launcher == MyProc)
+		nango_shared->launcher = NULL;
+	LWLockRelease(nango_shared->lock);
+}
+
 /*
  * Main loop of the launcher: read the databases, start schedulers, sleep
  * on the latch until a scheduler stops or CREATE EXTENSION commits.
@@ -276,6 +287,7 @@ nango_launcher_main(Datum arg)
 	LWLockAcquire(nango_shared->lock, LW_EXCLUSIVE);
 	nango_shared->launcher = MyProc;
 	LWLockRelease(nango_shared->lock);
+	before_shmem_exit(forget_launcher, (Datum) 0);
 
 	ereport(LOG, (errmsg("nango launcher started")));
 

@@ -22,6 +22,7 @@
 #include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/backend_status.h"
 #include "utils/guc.h"
 
@@ -263,6 +264,9 @@ stop_database_workers(const char *dbname)
 	int			nbackends;
 
 	if (!OidIsValid(dboid) || nango_shared == NULL)
+		return;
+	/* Only for a caller the command will let through; it refuses others. */
+	if (!pg_database_ownercheck(dboid, GetUserId()))
 		return;
 
 	LWLockAcquire(nango_shared->lock, LW_EXCLUSIVE);

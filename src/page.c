@@ -74,7 +74,6 @@ static char *page_token_text(json_t *value, const PageBody *body,
 static bool page_has_more(json_t *value, const PageBody *body);
 static int64 page_total(json_t *value, const PageBody *body);
 static char *page_link_next(const char *header, const char *log_url);
-static char *page_url_origin(const char *url);
 static char *page_resolve_url(const char *base, const char *ref,
 							   const char *origin_url, const char *log_url);
 static bool page_seen_add(PageSeen *seen, const char *text);
@@ -1044,33 +1043,6 @@ page_link_next(const char *header, const char *log_url)
 }
 
 /*
- * The scheme, host and port of an absolute URL, as "https://host:443";
- * NULL when the URL does not parse.
- */
-static char *
-page_url_origin(const char *url)
-{
-	CURLU	   *handle = curl_url();
-	char	   *scheme = NULL;
-	char	   *host = NULL;
-	char	   *port = NULL;
-	char	   *result = NULL;
-
-	if (handle == NULL)
-		return NULL;
-	if (curl_url_set(handle, CURLUPART_URL, url, 0) == CURLUE_OK &&
-		curl_url_get(handle, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-		curl_url_get(handle, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-		curl_url_get(handle, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
-		result = psprintf("%s://%s:%s", scheme, host, port);
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(port);
-	curl_url_cleanup(handle);
-	return result;
-}
-
-/*
  * ref resolved against base (the URL the page came from), as libcurl
  * resolves relative references.  Only http and https are followed, and
  * only to the scheme, host and port of the sync's own URL: the sync's
@@ -1121,8 +1093,8 @@ page_resolve_url(const char *base, const char *ref, const char *origin_url,
 				 errdetail("Next page URLs must be http or https, at most %d bytes.",
 						   NANGO_MAX_TOKEN_BYTES)));
 	{
-		char	   *origin = page_url_origin(origin_url);
-		char	   *next_origin = page_url_origin(result);
+		char	   *origin = http_url_origin(origin_url);
+		char	   *next_origin = http_url_origin(result);
 
 		if (origin == NULL || next_origin == NULL ||
 			pg_strcasecmp(origin, next_origin) != 0)

@@ -25,6 +25,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -46,6 +47,7 @@ typedef struct Run
 	bool		resumed;
 	int			unsaved_requests;	/* HTTP requests not yet counted */
 	bool		gone;			/* the sync was removed while running */
+	char	   *search_path;	/* while the table is written */
 	MemoryContext cxt;			/* lives as long as the run */
 } Run;
 
@@ -88,6 +90,7 @@ load_sync(Run *run)
 
 	sync->id = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
 	sync->name = spi_text(5);
+	run->sync = sync;			/* names the run in errors from here on */
 	sync->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 6, &isnull));
 	sync->url = spi_text(7);
 	sync->method = spi_text(8);
@@ -104,11 +107,28 @@ load_sync(Run *run)
 	text = spi_text(16);
 	sync->columns = text ? sync_parse_columns(text) : NIL;
 
+	/*
+	 * The table's triggers and defaults see pg_catalog first, then the
+	 * table's own schema, whatever the owner's settings.
+	 */
+	{
+		char	   *nspname = get_namespace_name(get_rel_namespace(sync->target_table));
+
+		if (nspname == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("target table of sync \"%s\" no longer exists",
+							sync->name),
+					 errhint("Remove the sync, or add it again for another table.")));
+		run->search_path = psprintf("pg_catalog, %s, pg_temp",
+									quote_identifier(nspname));
+	}
+
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(sync->owner)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("owner of sync \"%s\" no longer exists", sync->name)));
-	run->sync = sync;
+				 errmsg("owner of sync \"%s\" no longer exists", sync->name),
+				 errhint("Remove the sync, or add it again as another role.")));
 }
 
 /*
@@ -254,7 +274,7 @@ write_page(Run *run, const HttpResponse *resp, const PageResult *page)
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+	(void) set_config_option("search_path", run->search_path,
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
 	writer_write_page(run->sync, run->id, (int) (run->state.pages + 1),
@@ -336,6 +356,8 @@ finish_run(Run *run, const char *error)
 	if (SPI_processed == 1)
 	{
 		const char *name = run->sync ? run->sync->name : "?";
+		Datum		trim_values[2];
+		Oid			trim_types[2] = {INT8OID, INT4OID};
 		bool		isnull;
 
 		if (error == NULL)
@@ -351,13 +373,24 @@ finish_run(Run *run, const char *error)
 			ereport(LOG,
 					(errmsg("nango run %lld of sync \"%s\" failed after %s pages: %s",
 							(long long) run->id, name, spi_text(1), error)));
+		trim_values[0] = SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 9, &isnull);
+		trim_values[1] = Int32GetDatum(nango_run_history);
 
-		values[0] = SPI_getbinval(SPI_tuptable->vals[0],
-								  SPI_tuptable->tupdesc, 9, &isnull);
-		values[1] = Int32GetDatum(nango_run_history);
-		nulls[0] = ' ';
-		nulls[1] = ' ';
-		types[1] = INT4OID;
+		/*
+		 * A run that failed before it set the next run time (its sync did
+		 * not load) sets it now: a failing sync waits its frequency instead
+		 * of starting again at once.
+		 */
+		if (error != NULL &&
+			SPI_execute_with_args("UPDATE nango.syncs SET "
+								  "next_run_at = now() + frequency "
+								  "WHERE id = $1 AND (next_run_at IS NULL "
+								  "  OR next_run_at <= now())",
+								  1, trim_types, trim_values, NULL, false,
+								  0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not set the next run time");
+
 		if (SPI_execute_with_args("DELETE FROM nango.sync_runs "
 								  "WHERE sync_id = $1 "
 								  "AND status IN ('success', 'error') "
@@ -366,7 +399,8 @@ finish_run(Run *run, const char *error)
 								  "   WHERE sync_id = $1 "
 								  "   AND status IN ('success', 'error') "
 								  "   ORDER BY id DESC LIMIT $2) newest)",
-								  2, types, values, nulls, false, 0) != SPI_OK_DELETE)
+								  2, trim_types, trim_values, NULL, false,
+								  0) != SPI_OK_DELETE)
 			elog(ERROR, "could not trim the run history");
 	}
 
@@ -430,6 +464,10 @@ run_pages(Run *run)
 
 		/* The checkpoint is committed; it is where the next page starts. */
 		MemoryContextSwitchTo(run->cxt);
+		if (run->state.next_url)
+			pfree(run->state.next_url);
+		if (run->state.token)
+			pfree(run->state.token);
 		run->state = page.next;
 		if (run->state.next_url)
 			run->state.next_url = pstrdup(run->state.next_url);

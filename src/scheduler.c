@@ -32,6 +32,9 @@
 #include "nango.h"
 #include "workers.h"
 
+/* Longest sleep between passes; WaitLatch truncates a timeout to int. */
+#define SCHEDULER_MAX_WAIT_MS	(3600L * 1000)
+
 typedef struct RunSlot
 {
 	int64		run_id;
@@ -43,6 +46,7 @@ static int	nrun_slots = 0;
 
 /* Set when a run worker could not be registered; try again soon. */
 static bool retry_soon = false;
+static bool out_of_workers = false;
 
 static void
 claim_database_slot(Oid dboid)
@@ -78,6 +82,9 @@ release_database_slot(int code, Datum arg)
 		if (DatumGetBool(arg))
 			slot->no_extension = true;
 	}
+	/* A launcher that did not start this scheduler learns it stopped. */
+	if (nango_shared->launcher != NULL)
+		SetLatch(&nango_shared->launcher->procLatch);
 	LWLockRelease(nango_shared->lock);
 }
 
@@ -181,7 +188,8 @@ start_due_runs(void)
 					  "AND NOT EXISTS (SELECT 1 FROM nango.sync_runs r "
 					  "  WHERE r.sync_id = s.id "
 					  "  AND r.status IN ('queued', 'running')) "
-					  "ORDER BY s.next_run_at",
+					  "ORDER BY s.next_run_at "
+					  "FOR KEY SHARE OF s SKIP LOCKED",
 					  false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not queue due runs: %s", SPI_result_code_string(ret));
@@ -210,14 +218,19 @@ start_due_runs(void)
 			continue;
 		if (!start_run_worker(run_ids[i]))
 		{
-			ereport(LOG,
-					(errmsg("nango could not start a worker for run %lld",
-							(long long) run_ids[i]),
-					 errhint("Raise max_worker_processes or lower "
-							 "nango.max_concurrent_runs.")));
+			/* Said once until a worker starts again, not at every retry. */
+			if (!out_of_workers)
+				ereport(LOG,
+						(errmsg("nango could not start a worker for run %lld: "
+								"no background worker slot is free",
+								(long long) run_ids[i]),
+						 errhint("Raise max_worker_processes or lower "
+								 "nango.max_concurrent_runs.")));
+			out_of_workers = true;
 			retry_soon = true;
 			break;
 		}
+		out_of_workers = false;
 	}
 }
 
@@ -243,8 +256,10 @@ time_to_next_run(void)
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
 		return -1;
-	return Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
-											   DatumGetTimestampTz(d)), 0) + 1;
+	/* WaitLatch's timeout is an int inside: look again at least hourly. */
+	return Min(Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+												   DatumGetTimestampTz(d)), 0) + 1,
+			   SCHEDULER_MAX_WAIT_MS);
 }
 
 /*

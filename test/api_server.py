@@ -146,7 +146,8 @@ GET /fault/trickle?seconds=S   sends the headers, then one byte a second
 GET /fault/big?size=N      a valid JSON array larger than N bytes (default
         5 MiB, at most 256 MiB), streamed; no_length=1 omits Content-Length
 GET /fault/redirect?n=N&to=PATH   N redirects (0..50), then 302 to PATH
-                           (default /v1/items)
+                           (default /v1/items); host=H:P puts PATH on
+                           that host (tests of a sync refusing it)
 GET /fault/flaky?fail=K&key=X&code=C   the first K requests with key X get
                            status C (default 503), then the items array
 
@@ -1318,8 +1319,12 @@ def fault_redirect(req):
     p = req.params
     n = qint(p, "n", 1, 0, 50)
     to = p.get("to", "/v1/items")
+    host = p.get("host")
     if not to.startswith("/"):
         raise ApiError(400, "to must be a path on this server")
+    if host:
+        # The last hop points at another host (tests never follow it).
+        to = "http://%s%s" % (host, to)
     loc = to if n <= 1 else with_params(req.req_path, req.pairs, n=n - 1)
     if n == 0:
         loc = to

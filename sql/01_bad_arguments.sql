@@ -8,6 +8,7 @@ CREATE TABLE no_key (id bigint, name text);
 SELECT nango.add_sync('s', 'ftp://127.0.0.1/x', 'bad_target');
 SELECT nango.add_sync('s', 'not a url', 'bad_target');
 SELECT nango.add_sync('s', '/relative/path', 'bad_target');
+SELECT nango.add_sync('s', api('/') || repeat('x', 9000), 'bad_target');
 SELECT nango.add_sync('s', NULL, 'bad_target');
 
 -- name
@@ -40,6 +41,7 @@ SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', method => 'DELETE');
 SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', headers => '["x"]');
 SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', headers => '{"X-Count": 3}');
 SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', headers => '{"Bad Name": "x"}');
+SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', headers => '{"content-length": "5"}');
 SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', query_params => '{"a": {"b": 1}}');
 SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', body => '{"a": 1}');
 
@@ -61,6 +63,7 @@ SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', paging => '{"type": 
 SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', paging => '{"type": "link_header", "colour": "red"}');
 SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', paging => '{"type": "cursor", "path": "next", "param": "c", "in": "body"}');
 SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', paging => '"link_header"');
+SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', paging => '{"type": "offset", "limit": 99999999999999999999}');
 
 -- a duplicate name
 SELECT nango.add_sync('taken', api('/v1/single'), 'bad_target', frequency => '1 day') > 0 AS added;

@@ -4,7 +4,8 @@ CREATE TABLE echoes (id bigint PRIMARY KEY, method text, query jsonb,
 
 SELECT nango.add_sync('echo_get', api('/echo?fixed=1'), 'echoes',
 	headers => '{"Authorization": "Bearer test-token", "X-Trace": "t-1"}',
-	query_params => '{"q": "a b&c", "n": 19.99, "flag": true}') > 0 AS added;
+	query_params => '{"q": "a b&c", "n": 19.99, "flag": true, "k=&+": "v=&+"}')
+	> 0 AS added;
 SELECT status, records FROM wait_for_sync('echo_get');
 SELECT method, query, headers->'authorization' AS authorization,
 	   headers->'x-trace' AS trace, headers->'accept' AS accept,

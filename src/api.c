@@ -22,6 +22,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
+#include "mb/pg_wchar.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -115,7 +116,8 @@ check_sync_name(const char *name)
 	if (len == 0 || len >= NAMEDATALEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid sync name \"%s\"", name),
+				 errmsg("invalid sync name \"%s\"",
+						pnstrdup(name, pg_mbcliplen(name, len, NAMEDATALEN - 1))),
 				 errdetail("A sync name has between 1 and %d bytes.",
 						   NAMEDATALEN - 1),
 				 errhint("Choose a short name such as \"github_issues\".")));

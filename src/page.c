@@ -161,6 +161,28 @@ page_param(const char *name, const char *value)
  * dropped first, so that "?page=1" in the sync's URL cannot shadow the page
  * number paging sends.  libcurl's URL API encodes names and values.
  */
+/*
+ * "name=value" with both percent-encoded by libcurl, so that '=', '&' or
+ * '+' in either reach the API as they were given.
+ */
+static char *
+page_query_pair(const NameValue *nv)
+{
+	char	   *name = curl_easy_escape(NULL, nv->name, 0);
+	char	   *value = curl_easy_escape(NULL, nv->value, 0);
+	char	   *pair = NULL;
+
+	if (name != NULL && value != NULL)
+		pair = psprintf("%s=%s", name, value);
+	curl_free(name);
+	curl_free(value);
+	if (pair == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	return pair;
+}
+
 static char *
 page_build_url(const char *base, List *query_params, List *paging_params)
 {
@@ -176,7 +198,7 @@ page_build_url(const char *base, List *query_params, List *paging_params)
 	{
 		NameValue  *nv = lfirst(lc);
 
-		appends = lappend(appends, psprintf("%s=%s", nv->name, nv->value));
+		appends = lappend(appends, page_query_pair(nv));
 	}
 
 	handle = curl_url();
@@ -193,7 +215,7 @@ page_build_url(const char *base, List *query_params, List *paging_params)
 			if (rc != CURLUE_OK)
 				break;
 			rc = curl_url_set(handle, CURLUPART_QUERY, lfirst(lc),
-							  CURLU_APPENDQUERY | CURLU_URLENCODE);
+							  CURLU_APPENDQUERY);
 		}
 
 		/* Keep the pieces of the query whose names paging does not set. */
@@ -239,9 +261,8 @@ page_build_url(const char *base, List *query_params, List *paging_params)
 
 			if (rc != CURLUE_OK)
 				break;
-			rc = curl_url_set(handle, CURLUPART_QUERY,
-							  psprintf("%s=%s", nv->name, nv->value),
-							  CURLU_APPENDQUERY | CURLU_URLENCODE);
+			rc = curl_url_set(handle, CURLUPART_QUERY, page_query_pair(nv),
+							  CURLU_APPENDQUERY);
 		}
 
 		if (rc == CURLUE_OK)

@@ -66,8 +66,14 @@ paging_parse(const char *json, PagingConfig *config)
 	if (json == NULL)
 		return;
 
-	root = json_loads(json, 0, &jerror);
-	if (root == NULL || !json_is_object(root))
+	root = json_loads(json, JSON_DECODE_ANY, &jerror);
+	if (root == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid paging: %s", jerror.text),
+				 errhint("Give numbers in paging as integers that fit in "
+						 "64 bits.")));
+	if (!json_is_object(root))
 	{
 		json_decref(root);
 		ereport(ERROR,
@@ -355,7 +361,7 @@ paging_state_from_json(const char *json, PagingState *state)
 	int			rc;
 
 	memset(state, 0, sizeof(PagingState));
-	root = json_loads(json, 0, &jerror);
+	root = json_loads(json, JSON_DECODE_ANY, &jerror);
 	if (root == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),

@@ -27,6 +27,7 @@
 
 static Jsonb *sync_parse_object(const char *argname, const char *json);
 static bool sync_is_token(const char *name);
+static bool sync_is_framing_header(const char *name);
 static char *sync_scalar_text(const JsonbValue *v);
 
 /*
@@ -49,6 +50,12 @@ sync_check_url(const char *argname, const char *url)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid %s: the URL is empty", argname),
 				 errhint("Give an absolute URL that starts with http:// or https://.")));
+	if (strlen(url) > NANGO_MAX_TOKEN_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid %s: the URL is longer than %d bytes",
+						argname, NANGO_MAX_TOKEN_BYTES),
+				 errhint("Pass long parameters in query_params or body.")));
 
 	handle = curl_url();
 	if (handle == NULL)
@@ -220,6 +227,15 @@ sync_parse_name_values(const char *argname, const char *json, bool headers)
 					 errmsg("invalid %s: \"%s\" is not a valid header name",
 							argname, name),
 					 errhint("Header names are made of letters, digits and !#$%%&'*+-.^_`|~.")));
+		if (headers && sync_is_framing_header(name))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid %s: \"%s\" is set by nango itself",
+							argname, name),
+					 errdetail("Host, Content-Length, Transfer-Encoding and "
+							   "Connection frame the request; a wrong one "
+							   "breaks it."),
+					 errhint("Leave the header out.")));
 		if (!headers && name[0] == '\0')
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -252,6 +268,19 @@ sync_parse_name_values(const char *argname, const char *json, bool headers)
 		result = lappend(result, nv);
 	}
 	return result;
+}
+
+/* Headers that libcurl writes from the request itself. */
+static bool
+sync_is_framing_header(const char *name)
+{
+	static const char *const framing[] = {"Host", "Content-Length",
+	"Transfer-Encoding", "Connection"};
+
+	for (int i = 0; i < lengthof(framing); i++)
+		if (pg_strcasecmp(name, framing[i]) == 0)
+			return true;
+	return false;
 }
 
 /*

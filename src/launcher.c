@@ -159,29 +159,13 @@ read_databases(void)
 static bool
 start_scheduler(LauncherEntry *e)
 {
-	BackgroundWorker worker;
-	MemoryContext oldcxt;
-	bool		registered;
+	char		name[BGW_MAXLEN];
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "nango");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "nango_scheduler_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "nango scheduler for database %s",
-			 e->name);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "nango scheduler");
-	worker.bgw_main_arg = ObjectIdGetDatum(e->dboid);
-	worker.bgw_notify_pid = MyProcPid;
-
-	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
-	registered = RegisterDynamicBackgroundWorker(&worker, &e->handle);
-	MemoryContextSwitchTo(oldcxt);
-	if (!registered)
-		e->handle = NULL;
-	return registered;
+	snprintf(name, sizeof(name), "nango scheduler for database %s", e->name);
+	e->handle = nango_start_worker("nango_scheduler_main", name,
+								   "nango scheduler",
+								   ObjectIdGetDatum(e->dboid), NULL, 0);
+	return e->handle != NULL;
 }
 
 /*

@@ -25,6 +25,7 @@
 #include "utils/acl.h"
 #include "utils/backend_status.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 
 #include <signal.h>
 
@@ -183,6 +184,42 @@ nango_database_slot(Oid dboid, bool create)
 	memset(free_slot, 0, sizeof(NangoDatabaseSlot));
 	free_slot->dboid = dboid;
 	return free_slot;
+}
+
+/*
+ * Starts a dynamic worker of nango that notifies this process when it
+ * starts and stops, and is never restarted by the postmaster (its starter
+ * decides).  The handle is kept in TopMemoryContext, since it outlives the
+ * caller's transaction; NULL when no worker slot is free.
+ */
+BackgroundWorkerHandle *
+nango_start_worker(const char *function, const char *name, const char *type,
+				   Datum main_arg, const void *extra, size_t extra_len)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+	MemoryContext oldcxt;
+
+	Assert(extra_len <= BGW_EXTRALEN);
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker.bgw_library_name, "nango", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, function, BGW_MAXLEN);
+	strlcpy(worker.bgw_name, name, BGW_MAXLEN);
+	strlcpy(worker.bgw_type, type, BGW_MAXLEN);
+	worker.bgw_main_arg = main_arg;
+	worker.bgw_notify_pid = MyProcPid;
+	if (extra_len > 0)
+		memcpy(worker.bgw_extra, extra, extra_len);
+
+	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		handle = NULL;
+	MemoryContextSwitchTo(oldcxt);
+	return handle;
 }
 
 void

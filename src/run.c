@@ -51,6 +51,29 @@ typedef struct Run
 	MemoryContext cxt;			/* lives as long as the run */
 } Run;
 
+/*
+ * Opens one of the run's short transactions, with a snapshot and SPI.
+ */
+static void
+run_xact_begin(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+/* Commits it, and goes back to cxt, which the commit does not free. */
+static void
+run_xact_commit(MemoryContext cxt)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+}
+
 /* Text of column col of the current SPI row, in the current context. */
 static char *
 spi_text(int col)
@@ -148,18 +171,14 @@ begin_run(Run *run)
 	bool		isnull;
 	bool		proceed = true;
 
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	run_xact_begin();
 	nango_run_locktag(&tag, run->id);
 	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
 	{
-		PopActiveSnapshot();
-		CommitTransactionCommand();
+		run_xact_commit(run->cxt);
 		return false;
 	}
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args("SELECT r.status, r.checkpoint::text, r.resumes, "
 							  "s.id, s.name, s.owner::oid, s.url, s.method, "
 							  "s.headers::text, s.query_params::text, "
@@ -224,10 +243,7 @@ begin_run(Run *run)
 			elog(ERROR, "could not set the next run time");
 	}
 
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(run->cxt);
+	run_xact_commit(run->cxt);
 	return proceed;
 }
 
@@ -248,12 +264,7 @@ write_page(Run *run, const HttpResponse *resp, const PageResult *page)
 	WriteCounts counts;
 	char	   *checkpoint;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
+	run_xact_begin();
 	if (SPI_execute_with_args("SELECT 1 FROM nango.sync_runs "
 							  "WHERE id = $1 AND status = 'running' FOR UPDATE",
 							  1, argtype, arg, NULL, false, 1) != SPI_OK_SELECT)
@@ -261,10 +272,7 @@ write_page(Run *run, const HttpResponse *resp, const PageResult *page)
 	if (SPI_processed == 0)
 	{
 		run->gone = true;
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		MemoryContextSwitchTo(pagecxt);
+		run_xact_commit(pagecxt);
 		return;
 	}
 
@@ -310,10 +318,7 @@ write_page(Run *run, const HttpResponse *resp, const PageResult *page)
 				 run->id);
 	}
 
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(pagecxt);
+	run_xact_commit(pagecxt);
 	run->unsaved_requests = 0;
 }
 
@@ -333,12 +338,7 @@ finish_run(Run *run, const char *error)
 	values[1] = Int32GetDatum(run->unsaved_requests);
 	values[2] = error ? CStringGetTextDatum(error) : (Datum) 0;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
+	run_xact_begin();
 	if (SPI_execute_with_args("UPDATE nango.sync_runs SET "
 							  "status = CASE WHEN $3 IS NULL THEN 'success' "
 							  "  ELSE 'error' END, "
@@ -404,10 +404,7 @@ finish_run(Run *run, const char *error)
 			elog(ERROR, "could not trim the run history");
 	}
 
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(oldcxt);
+	run_xact_commit(oldcxt);
 }
 
 /* Reads every page of the run, from its checkpoint on. */

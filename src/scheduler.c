@@ -136,35 +136,19 @@ run_is_unattended(int64 run_id)
 static bool
 start_run_worker(int64 run_id)
 {
-	BackgroundWorker worker;
 	NangoRunArgs args;
 	BackgroundWorkerHandle *handle;
-	MemoryContext oldcxt;
+	char		name[BGW_MAXLEN];
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "nango");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "nango_run_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "nango run %lld",
-			 (long long) run_id);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "nango run");
-	worker.bgw_notify_pid = MyProcPid;
 	args.dboid = MyDatabaseId;
 	args.run_id = run_id;
-	memcpy(worker.bgw_extra, &args, sizeof(args));
-
-	/* The handle outlives this transaction: keep it in TopMemoryContext. */
-	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-	{
-		MemoryContextSwitchTo(oldcxt);
+	snprintf(name, sizeof(name), "nango run %lld", (long long) run_id);
+	handle = nango_start_worker("nango_run_main", name, "nango run",
+								(Datum) 0, &args, sizeof(args));
+	if (handle == NULL)
 		return false;
-	}
+
 	run_slots = repalloc(run_slots, (nrun_slots + 1) * sizeof(RunSlot));
-	MemoryContextSwitchTo(oldcxt);
 	run_slots[nrun_slots].run_id = run_id;
 	run_slots[nrun_slots].handle = handle;
 	nrun_slots++;

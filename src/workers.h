@@ -7,6 +7,7 @@
 #define NANGO_WORKERS_H
 
 #include "postgres.h"
+#include "postmaster/bgworker.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
 #include "utils/timestamp.h"
@@ -38,6 +39,12 @@ extern void nango_wake_scheduler_at_commit(void);
 extern void nango_wake_launcher_at_commit(void);
 extern bool nango_preloaded;
 extern void nango_check_preloaded(void);
+extern BackgroundWorkerHandle *nango_start_worker(const char *function,
+												  const char *name,
+												  const char *type,
+												  Datum main_arg,
+												  const void *extra,
+												  size_t extra_len);
 
 /* launcher.c */
 extern void nango_register_launcher(void);

@@ -18,7 +18,7 @@
 
 NANGO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 NANGO_PACKAGES=(postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev
-	libjansson-dev libipc-run-perl perl python3 make gcc pkg-config)
+	libjansson-dev libipc-run-perl perl python3 make gcc libc6-dev pkg-config)
 NANGO_TMP=
 NANGO_API_PID=
 NANGO_PGDATA=
@@ -103,10 +103,11 @@ nango_build() {
 	pgc=$(nango_pg_config)
 	jobs=$(nproc 2>/dev/null || echo 2)
 	nango_log "building nango"
-	make -C "$NANGO_ROOT" -s PG_CONFIG="$pgc" clean >/dev/null
-	make -C "$NANGO_ROOT" -s -j"$jobs" PG_CONFIG="$pgc"
+	# with_llvm=no: no JIT bitcode, so no clang is needed.
+	make -C "$NANGO_ROOT" -s PG_CONFIG="$pgc" with_llvm=no clean >/dev/null
+	make -C "$NANGO_ROOT" -s -j"$jobs" PG_CONFIG="$pgc" with_llvm=no
 	nango_log "installing nango into $("$pgc" --pkglibdir)"
-	make -C "$NANGO_ROOT" -s PG_CONFIG="$pgc" install >/dev/null
+	make -C "$NANGO_ROOT" -s PG_CONFIG="$pgc" with_llvm=no install >/dev/null
 }
 
 # Creates NANGO_TMP (traversable by the postgres user) and installs the trap

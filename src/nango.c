@@ -11,6 +11,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "miscadmin.h"
@@ -34,6 +35,20 @@
 #include "workers.h"
 
 PG_MODULE_MAGIC;
+
+/* Names that changed in later majors. */
+#if PG_VERSION_NUM >= 160000
+#define nango_database_ownercheck(dboid, roleid) \
+	object_ownercheck(DatabaseRelationId, (dboid), (roleid))
+#else
+#define nango_database_ownercheck(dboid, roleid) \
+	pg_database_ownercheck((dboid), (roleid))
+#endif
+#if PG_VERSION_NUM >= 170000
+#define nango_local_beentry(i) pgstat_get_local_beentry_by_index(i)
+#else
+#define nango_local_beentry(i) pgstat_fetch_stat_local_beentry(i)
+#endif
 
 int			nango_max_concurrent_runs = 4;
 int			nango_http_timeout = 60;
@@ -303,7 +318,7 @@ stop_database_workers(const char *dbname)
 	if (!OidIsValid(dboid) || nango_shared == NULL)
 		return;
 	/* Only for a caller the command will let through; it refuses others. */
-	if (!pg_database_ownercheck(dboid, GetUserId()))
+	if (!nango_database_ownercheck(dboid, GetUserId()))
 		return;
 
 	LWLockAcquire(nango_shared->lock, LW_EXCLUSIVE);
@@ -319,7 +334,7 @@ stop_database_workers(const char *dbname)
 	nbackends = pgstat_fetch_stat_numbackends();
 	for (int i = 1; i <= nbackends; i++)
 	{
-		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
+		LocalPgBackendStatus *local = nango_local_beentry(i);
 		PgBackendStatus *be;
 		const char *type;
 

@@ -480,6 +480,15 @@ nango_trigger_sync(PG_FUNCTION_ARGS)
 		Datum		args[2] = {Int64GetDatum(id), BoolGetDatum(full_refresh)};
 		Oid			types[2] = {INT8OID, BOOLOID};
 
+		/*
+		 * Lock the sync until commit: the scheduler skips a locked sync
+		 * instead of waiting on this transaction's run.
+		 */
+		if (SPI_execute_with_args("SELECT 1 FROM nango.syncs WHERE id = $1 "
+								  "FOR NO KEY UPDATE",
+								  1, types, args, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not lock sync " INT64_FORMAT, id);
+
 		if (SPI_execute_with_args("INSERT INTO nango.sync_runs "
 								  "(sync_id, full_refresh) VALUES ($1, true) "
 								  "ON CONFLICT (sync_id) "

@@ -5,9 +5,10 @@
  *
  * The launcher cannot see a database's pg_extension, so it starts a
  * scheduler once for each database that accepts connections; a scheduler
- * that finds no extension marks its slot and exits, and the launcher does
- * not start one there again until CREATE EXTENSION asks for it.  A
- * scheduler that stopped for any other reason is started again.
+ * that finds no extension gives up its shared slot and exits, and the
+ * launcher does not start one there again until CREATE EXTENSION asks for
+ * it.  A scheduler that stopped for any other reason (its slot is still
+ * there) is started again.
  */
 #include "postgres.h"
 
@@ -43,6 +44,7 @@ typedef struct LauncherEntry
 	char		name[NAMEDATALEN];
 	BackgroundWorkerHandle *handle;		/* NULL when none started */
 	TimestampTz not_before;
+	bool		no_extension;	/* its scheduler found none */
 } LauncherEntry;
 
 static LauncherEntry *entries = NULL;
@@ -144,6 +146,7 @@ read_databases(void)
 			{
 				fresh[i].handle = entries[j].handle;
 				fresh[i].not_before = entries[j].not_before;
+				fresh[i].no_extension = entries[j].no_extension;
 				entries[j].handle = NULL;
 			}
 	for (int j = 0; j < nentries; j++)
@@ -189,34 +192,29 @@ launch_schedulers(void)
 		if (e->handle != NULL &&
 			GetBackgroundWorkerPid(e->handle, &pid) != BGWH_STOPPED)
 			continue;
+		LWLockAcquire(nango_shared->lock, LW_EXCLUSIVE);
+		slot = nango_database_slot(e->dboid, false);
 		if (e->handle != NULL)
 		{
+			/* A scheduler that found no extension gave its slot up. */
 			pfree(e->handle);
 			e->handle = NULL;
 			e->not_before = TimestampTzPlusMilliseconds(now,
 														SCHEDULER_RESTART_MS);
+			if (slot == NULL)
+				e->no_extension = true;
 		}
-
-		LWLockAcquire(nango_shared->lock, LW_EXCLUSIVE);
-		slot = nango_database_slot(e->dboid, true);
-		if (slot == NULL)
-			wanted = false;
-		else
+		if (slot != NULL && slot->want_scheduler)
+			e->no_extension = false;
+		/* A scheduler started by an earlier launcher may still be there. */
+		wanted = !e->no_extension && (slot == NULL || slot->scheduler == NULL);
+		if (slot != NULL)
 		{
-			/* A scheduler started by an earlier launcher is still there. */
-			wanted = (!slot->no_extension || slot->want_scheduler) &&
-				slot->scheduler == NULL;
 			hold_until = slot->hold_until;
+			slot->want_scheduler = false;
 		}
 		LWLockRelease(nango_shared->lock);
 
-		if (slot == NULL)
-		{
-			ereport(LOG,
-					(errmsg("nango cannot serve database \"%s\": more than %d databases",
-							e->name, NANGO_MAX_DATABASES)));
-			continue;
-		}
 		if (!wanted)
 			continue;
 		if (hold_until > e->not_before)
@@ -228,10 +226,6 @@ launch_schedulers(void)
 			wait_ms = (wait_ms < 0) ? ms : Min(wait_ms, ms);
 			continue;
 		}
-
-		LWLockAcquire(nango_shared->lock, LW_EXCLUSIVE);
-		slot->want_scheduler = false;
-		LWLockRelease(nango_shared->lock);
 
 		if (!start_scheduler(e))
 		{

@@ -96,9 +96,10 @@ define_settings(void)
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("nango.max_response_size",
 							"Largest response body accepted for one page.",
-							"A larger response fails the run.",
+							"A larger response fails the run.  At most 256MB, "
+							"the most a jsonb value holds.",
 							&nango_max_response_size,
-							51200, 64, 1048576,
+							51200, 64, 262144,
 							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
 	DefineCustomIntVariable("nango.run_history",
 							"Finished runs kept in nango.sync_runs per sync.",
@@ -270,10 +271,7 @@ nango_xact_callback(XactEvent event, void *arg)
 
 				slot = nango_database_slot(MyDatabaseId, true);
 				if (slot != NULL)
-				{
-					slot->no_extension = false;
 					slot->want_scheduler = true;
-				}
 			}
 			if (wake_launcher_at_commit)
 			{

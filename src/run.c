@@ -236,7 +236,8 @@ begin_run(Run *run)
 			elog(ERROR, "could not mark run as running");
 		if (!run->resumed &&
 			SPI_execute_with_args("UPDATE nango.syncs s SET "
-								  "next_run_at = now() + s.frequency "
+								  "next_run_at = now() + least(greatest(s.frequency, "
+								  "interval '1 second'), interval '10 years') "
 								  "FROM nango.sync_runs r "
 								  "WHERE r.id = $1 AND s.id = r.sync_id",
 								  1, argtype, arg, NULL, false, 0) != SPI_OK_UPDATE)
@@ -324,10 +325,12 @@ write_page(Run *run, const HttpResponse *resp, const PageResult *page)
 
 /*
  * Marks the run finished, with error NULL for success, trims the sync's
- * history to nango.run_history runs, and logs the run's counts.
+ * history to nango.run_history runs, and logs the run's counts.  The log
+ * gets log_error, the error without its detail: a detail may quote the
+ * response, which is for the sync's owner to read, not the server log.
  */
 static void
-finish_run(Run *run, const char *error)
+finish_run(Run *run, const char *error, const char *log_error)
 {
 	Datum		values[3];
 	Oid			types[3] = {INT8OID, INT4OID, TEXTOID};
@@ -371,8 +374,13 @@ finish_run(Run *run, const char *error)
 							spi_text(8))));
 		else
 			ereport(LOG,
-					(errmsg("nango run %lld of sync \"%s\" failed after %s pages: %s",
-							(long long) run->id, name, spi_text(1), error)));
+					(errmsg("nango run %lld of sync \"%s\" failed: %s pages, "
+							"%s records (%s inserted, %s updated, %s unchanged, "
+							"%s rejected), %s HTTP requests in %s s: %s",
+							(long long) run->id, name, spi_text(1),
+							spi_text(2), spi_text(3), spi_text(4),
+							spi_text(5), spi_text(6), spi_text(7),
+							spi_text(8), log_error)));
 		trim_values[0] = SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 9, &isnull);
 		trim_values[1] = Int32GetDatum(nango_run_history);
@@ -384,7 +392,8 @@ finish_run(Run *run, const char *error)
 		 */
 		if (error != NULL &&
 			SPI_execute_with_args("UPDATE nango.syncs SET "
-								  "next_run_at = now() + frequency "
+								  "next_run_at = now() + least(greatest(frequency, "
+								  "interval '1 second'), interval '10 years') "
 								  "WHERE id = $1 AND (next_run_at IS NULL "
 								  "  OR next_run_at <= now())",
 								  1, trim_types, trim_values, NULL, false,
@@ -510,7 +519,7 @@ nango_run_main(Datum main_arg)
 						(errmsg("nango run %lld stopped: its sync was removed",
 								(long long) run.id)));
 			else
-				finish_run(&run, NULL);
+				finish_run(&run, NULL, NULL);
 		}
 	}
 	PG_CATCH();
@@ -524,7 +533,7 @@ nango_run_main(Datum main_arg)
 		MemoryContextSwitchTo(run.cxt);
 		finish_run(&run, edata->detail ?
 				   psprintf("%s\nDETAIL:  %s", edata->message, edata->detail) :
-				   edata->message);
+				   edata->message, edata->message);
 	}
 	PG_END_TRY();
 

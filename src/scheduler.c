@@ -62,8 +62,15 @@ claim_database_slot(Oid dboid)
 				(errmsg("nango scheduler for this database is already running")));
 		proc_exit(0);
 	}
-	if (slot != NULL)
-		slot->scheduler = MyProc;
+	if (slot == NULL)
+	{
+		LWLockRelease(nango_shared->lock);
+		ereport(LOG,
+				(errmsg("nango cannot serve this database: more than %d "
+						"databases have the extension", NANGO_MAX_DATABASES)));
+		proc_exit(0);
+	}
+	slot->scheduler = MyProc;
 	LWLockRelease(nango_shared->lock);
 }
 
@@ -78,9 +85,14 @@ release_database_slot(int code, Datum arg)
 	slot = nango_database_slot(MyDatabaseId, false);
 	if (slot != NULL && slot->scheduler == MyProc)
 	{
-		slot->scheduler = NULL;
-		if (DatumGetBool(arg))
-			slot->no_extension = true;
+		/*
+		 * Without the extension, the database holds no slot, unless a
+		 * CREATE EXTENSION committed meanwhile and asks for a scheduler.
+		 */
+		if (DatumGetBool(arg) && !slot->want_scheduler)
+			memset(slot, 0, sizeof(*slot));
+		else
+			slot->scheduler = NULL;
 	}
 	/* A launcher that did not start this scheduler learns it stopped. */
 	if (nango_shared->launcher != NULL)
@@ -173,7 +185,9 @@ start_due_runs(void)
 					  "  WHERE r.sync_id = s.id "
 					  "  AND r.status IN ('queued', 'running')) "
 					  "ORDER BY s.next_run_at "
-					  "FOR KEY SHARE OF s SKIP LOCKED",
+					  "FOR SHARE OF s SKIP LOCKED "
+					  "ON CONFLICT (sync_id) "
+					  "WHERE status IN ('queued', 'running') DO NOTHING",
 					  false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not queue due runs: %s", SPI_result_code_string(ret));

@@ -12,14 +12,16 @@
 #include "storage/proc.h"
 #include "utils/timestamp.h"
 
-/* Databases one server can serve at once; more are left out with a LOG. */
-#define NANGO_MAX_DATABASES 256
+/*
+ * Databases with the extension one server can serve at once; more are left
+ * out with a LOG.  A database without the extension holds no slot.
+ */
+#define NANGO_MAX_DATABASES 1024
 
 typedef struct NangoDatabaseSlot
 {
 	Oid			dboid;			/* InvalidOid: free slot */
 	PGPROC	   *scheduler;		/* running scheduler, or NULL */
-	bool		no_extension;	/* its scheduler found no extension */
 	bool		want_scheduler; /* CREATE EXTENSION asked for one */
 	TimestampTz hold_until;		/* no scheduler before (DROP DATABASE) */
 } NangoDatabaseSlot;

@@ -36,6 +36,8 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -80,7 +82,7 @@ typedef struct ColumnFeed
 	char	   *source;			/* jsonb expression over the record r.v */
 	bool		is_key;			/* one of the unique key columns */
 	bool		as_json;		/* json or jsonb: take the JSON value itself */
-	bool		compare_text;	/* no equality operator: compare as text */
+	char	   *key_eq;			/* key columns: the "=" to match rows with */
 	char	   *type_plain;		/* type name without typmod */
 	char	   *type_full;		/* with typmod, or NULL when there is none */
 	char	   *default_expr;	/* SQL for an absent key on insert */
@@ -127,7 +129,10 @@ static AttrNumber writer_check_column(Relation rel, const char *target_table,
 static PageMapping *writer_map_columns(const SyncConfig *sync, Relation rel,
 									   const PageResult *page);
 static char *writer_feed_source(const SyncConfig *sync, const char *attname,
-								List *record_keys);
+								List *record_keys, List *snake_keys);
+static void writer_check_names(const SyncConfig *sync, TupleDesc desc);
+static bool writer_desc_has(TupleDesc desc, const char *attname);
+static char *writer_key_equality(Oid typid, const char *attname);
 static char *writer_path_source(const char *path);
 static char *writer_default_expr(Relation rel, Form_pg_attribute att,
 								 const char *type_plain);
@@ -490,11 +495,17 @@ writer_map_columns(const SyncConfig *sync, Relation rel,
 	TupleDesc	desc = RelationGetDescr(rel);
 	StringInfoData keys;
 	char	   *nspname;
+	List	   *snake_keys = NIL;
+	ListCell   *lc;
 
 	nspname = get_namespace_name(RelationGetNamespace(rel));
 	map->table = quote_qualified_identifier(nspname,
 											RelationGetRelationName(rel));
 	map->partitioned = rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE;
+
+	/* Each key's snake_case form, worked out once for the page. */
+	foreach(lc, page->record_keys)
+		snake_keys = lappend(snake_keys, page_snake_case((char *) lfirst(lc)));
 
 	initStringInfo(&keys);
 	for (int i = 0; i < desc->natts; i++)
@@ -512,7 +523,8 @@ writer_map_columns(const SyncConfig *sync, Relation rel,
 		if (att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS && !is_key)
 			continue;
 
-		source = writer_feed_source(sync, attname, page->record_keys);
+		source = writer_feed_source(sync, attname, page->record_keys,
+									snake_keys);
 		if (source == NULL && !is_key)
 			continue;
 
@@ -522,9 +534,8 @@ writer_map_columns(const SyncConfig *sync, Relation rel,
 		feed->is_key = is_key;
 		base = getBaseType(att->atttypid);
 		feed->as_json = (base == JSONOID || base == JSONBOID);
-		feed->compare_text =
-			!OidIsValid(lookup_type_cache(att->atttypid,
-										  TYPECACHE_EQ_OPR)->eq_opr);
+		if (is_key)
+			feed->key_eq = writer_key_equality(att->atttypid, attname);
 		feed->type_plain = format_type_extended(att->atttypid, -1,
 												FORMAT_TYPE_TYPEMOD_GIVEN |
 												FORMAT_TYPE_FORCE_QUALIFY);
@@ -541,19 +552,99 @@ writer_map_columns(const SyncConfig *sync, Relation rel,
 			appendStringInfo(&keys, "%s%s", keys.len > 0 ? ", " : "", attname);
 	}
 	map->key_names = keys.data;
+	writer_check_names(sync, desc);
 	return map;
 }
 
 /*
+ * Fails the run when a column the sync names (in unique_key or columns)
+ * is no longer in the table, say after ALTER TABLE ... RENAME COLUMN,
+ * rather than leaving that column unfed without a word.
+ */
+static void
+writer_check_names(const SyncConfig *sync, TupleDesc desc)
+{
+	ListCell   *lc;
+
+	foreach(lc, sync->unique_key)
+		if (!writer_desc_has(desc, (char *) lfirst(lc)))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("unique_key column \"%s\" of sync \"%s\" is no longer in its table",
+							(char *) lfirst(lc), sync->name),
+					 errhint("Remove the sync and add it again with the "
+							 "table's columns.")));
+	foreach(lc, sync->columns)
+	{
+		ColumnPath *cp = (ColumnPath *) lfirst(lc);
+
+		if (!writer_desc_has(desc, cp->column))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" named in the columns of sync \"%s\" is no longer in its table",
+							cp->column, sync->name),
+					 errhint("Remove the sync and add it again with the "
+							 "table's columns.")));
+	}
+}
+
+static bool
+writer_desc_has(TupleDesc desc, const char *attname)
+{
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), attname) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The operator that matches a key column's rows: plain "=" for a type
+ * whose equality lives in pg_catalog, else OPERATOR(schema.=), since a
+ * run's search_path holds only pg_catalog and the table's schema.
+ */
+static char *
+writer_key_equality(Oid typid, const char *attname)
+{
+	Oid			eq = lookup_type_cache(typid, TYPECACHE_EQ_OPR)->eq_opr;
+	HeapTuple	tup;
+	Oid			nsp;
+	char	   *result;
+
+	if (!OidIsValid(eq))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("unique_key column \"%s\" has a type without equality",
+						attname)));
+	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(eq));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", eq);
+	nsp = ((Form_pg_operator) GETSTRUCT(tup))->oprnamespace;
+	ReleaseSysCache(tup);
+	if (nsp == PG_CATALOG_NAMESPACE)
+		return "=";
+	result = psprintf("OPERATOR(%s.=)", quote_identifier(get_namespace_name(nsp)));
+	return result;
+}
+
+/*
  * The jsonb expression over the record r.v that feeds column attname, or
- * NULL when nothing in this page feeds it.  An exact key name is preferred
- * to a snake_case match.
+ * NULL when nothing in this page feeds it: its entry in the sync's columns,
+ * else the record's key of its name or, for a record without that key,
+ * the first key whose snake_case form is its name.  The choice is made per
+ * record, since records of one page may spell a key differently.
  */
 static char *
 writer_feed_source(const SyncConfig *sync, const char *attname,
-				   List *record_keys)
+				   List *record_keys, List *snake_keys)
 {
 	ListCell   *lc;
+	ListCell   *lc2;
+	StringInfoData buf;
+	int			candidates = 0;
 
 	foreach(lc, sync->columns)
 	{
@@ -562,19 +653,26 @@ writer_feed_source(const SyncConfig *sync, const char *attname,
 		if (strcmp(cp->column, attname) == 0)
 			return writer_path_source(cp->path);
 	}
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "COALESCE(");
 	foreach(lc, record_keys)
 	{
 		if (strcmp((char *) lfirst(lc), attname) == 0)
-			return psprintf("(r.v -> %s)", quote_literal_cstr(attname));
+			appendStringInfo(&buf, "%sr.v -> %s", candidates++ ? ", " : "",
+							 quote_literal_cstr(attname));
 	}
-	foreach(lc, record_keys)
+	forboth(lc, record_keys, lc2, snake_keys)
 	{
 		char	   *key = (char *) lfirst(lc);
 
-		if (strcmp(page_snake_case(key), attname) == 0)
-			return psprintf("(r.v -> %s)", quote_literal_cstr(key));
+		if (strcmp(key, attname) != 0 &&
+			strcmp((char *) lfirst(lc2), attname) == 0)
+			appendStringInfo(&buf, "%sr.v -> %s", candidates++ ? ", " : "",
+							 quote_literal_cstr(key));
 	}
-	return NULL;
+	appendStringInfoChar(&buf, ')');
+	return candidates > 0 ? buf.data : NULL;
 }
 
 /*
@@ -707,10 +805,12 @@ writer_build_statement(PageMapping *map, bool single_record)
 		i++;
 		if (!feed->is_key)
 			continue;
-		appendStringInfo(&keymatch, "%st.%s = s.c%d",
-						 keymatch.len > 0 ? " AND " : "", feed->column, i);
-		appendStringInfo(&conflict, "%ss2.c%d = excluded.%s",
-						 conflict.len > 0 ? " AND " : "", i, feed->column);
+		appendStringInfo(&keymatch, "%st.%s %s s.c%d",
+						 keymatch.len > 0 ? " AND " : "", feed->column,
+						 feed->key_eq, i);
+		appendStringInfo(&conflict, "%ss2.c%d %s excluded.%s",
+						 conflict.len > 0 ? " AND " : "", i, feed->key_eq,
+						 feed->column);
 		appendStringInfo(&keyorder, "%sc%d", keyorder.len > 0 ? ", " : "", i);
 		appendStringInfo(&keycols, "%s%s", keycols.len > 0 ? ", " : "",
 						 feed->column);
@@ -746,16 +846,17 @@ writer_build_statement(PageMapping *map, bool single_record)
 						 raceset.len > 0 ? "," : "", feed->column, i,
 						 conflict.data, feed->column, feed->column);
 
-		/* The typmod is applied by the assignment; compare with it too. */
+		/*
+		 * The typmod is applied by the assignment; compare with it too.
+		 * Values are compared as text: a change the type's equality calls
+		 * no change (1.0 and 1.00, a case-blind collation) is still one,
+		 * and no operator outside pg_catalog is needed.
+		 */
 		newval = feed->type_full
 			? psprintf("CAST(s.c%d AS %s)", i, feed->type_full)
 			: psprintf("s.c%d", i);
-		oldval = psprintf("t.%s", feed->column);
-		if (feed->compare_text)
-		{
-			newval = psprintf("CAST(%s AS pg_catalog.text)", newval);
-			oldval = psprintf("CAST(%s AS pg_catalog.text)", oldval);
-		}
+		newval = psprintf("CAST(%s AS pg_catalog.text)", newval);
+		oldval = psprintf("CAST(t.%s AS pg_catalog.text)", feed->column);
 		appendStringInfo(&changed, "%s\n      (s.p%d AND %s IS DISTINCT FROM %s)",
 						 changed.len > 0 ? " OR" : "", i, newval, oldval);
 	}

@@ -74,6 +74,11 @@ SELECT status, without_port(error) AS error FROM wait_for_sync('too_big');
 ALTER SYSTEM RESET nango.max_response_size;
 SELECT pg_reload_conf();
 
+-- A response small as text but huge once read (millions of empty objects)
+-- fails the run before it takes the memory.
+SELECT try_response('too_big_to_read', '/fault/big?size=20000000&shape=objects');
+SELECT status, without_port(error) AS error FROM wait_for_sync('too_big_to_read');
+
 SELECT count(*) FILTER (WHERE nango.remove_sync(name)) AS removed
 FROM nango.syncs WHERE name <> 'gh_issues';
 DROP VIEW failure;

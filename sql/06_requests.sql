@@ -31,6 +31,16 @@ SELECT nango.add_sync('auth_bad', api('/v1/auth/apikey'), 'items',
 SELECT status, without_port(error) AS error FROM wait_for_sync('auth_bad');
 SELECT nango.remove_sync('auth_ok'), nango.remove_sync('auth_bad');
 
+-- query_params go with every page, also when the API's next page links
+-- leave them out (its Link header here names only page and limit).
+TRUNCATE items;
+SELECT nango.add_sync('every_page', api('/v1/link?limit=10'), 'items',
+					  paging => '{"type": "link_header"}',
+					  query_params => '{"tag": "every-page"}') > 0 AS added;
+SELECT status, pages, records FROM wait_for_sync('every_page');
+\! python3 test/api_server.py get '/control/stats?tag=every-page'
+SELECT nango.remove_sync('every_page');
+
 -- Redirects on the API's own host are followed (at most 5).
 TRUNCATE items;
 SELECT nango.add_sync('redirected', api('/fault/redirect?n=3&to=/v1/items'),

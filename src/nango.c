@@ -31,6 +31,7 @@
 #include <signal.h>
 
 #include "http.h"
+#include "page.h"
 #include "nango.h"
 #include "workers.h"
 
@@ -116,6 +117,7 @@ _PG_init(void)
 {
 	define_settings();
 	http_global_init();
+	page_global_init();
 
 	RegisterXactCallback(nango_xact_callback, NULL);
 	prev_process_utility_hook = ProcessUtility_hook;

@@ -26,6 +26,9 @@
 #include "nango.h"
 #include "page.h"
 
+/* Memory jansson may use to read a body of len bytes. */
+#define PAGE_JSON_BUDGET(len)	((size_t) (len) * 32 + (size_t) 64 * 1024 * 1024)
+
 /*
  * jsonb's SQL functions, declared here because utils/fmgrprotos.h also
  * declares SQL functions named json_object and json_typeof, which clash
@@ -94,10 +97,16 @@ page_build_request(const SyncConfig *sync, const PagingState *state,
 
 	req->body = sync->body ? pstrdup(sync->body) : NULL;
 
+	/*
+	 * A next URL comes from the API, with its own query; the sync's
+	 * query_params still go with it (taking the place of a parameter of the
+	 * same name), as they go with every request.
+	 */
 	if ((paging->type == PAGING_LINK_HEADER ||
 		 paging->type == PAGING_NEXT_URL) && state->next_url != NULL)
 	{
-		req->url = pstrdup(state->next_url);
+		req->url = sync->query_params == NIL ? pstrdup(state->next_url) :
+			page_build_url(state->next_url, NIL, sync->query_params);
 		return;
 	}
 
@@ -395,6 +404,73 @@ page_check_status(const HttpResponse *resp, const char *log_url)
 }
 
 /*
+ * jansson allocates through these, so that one page's tree is bounded: a
+ * body of small values (say 50MB of "{}," ) would otherwise take many
+ * times its size in malloc'd nodes, enough to bring the server down.  Each
+ * block carries its size, so frees can be counted.
+ */
+typedef union JsonBlock
+{
+	size_t		size;
+	max_align_t align;
+} JsonBlock;
+
+static size_t json_budget = 0;	/* bytes one parse may take; 0: no bound */
+static size_t json_used = 0;
+static bool json_over_budget = false;
+
+static void *
+page_json_malloc(size_t size)
+{
+	JsonBlock  *block;
+
+	if (json_budget > 0 && size > json_budget - Min(json_used, json_budget))
+	{
+		json_over_budget = true;
+		return NULL;
+	}
+	block = malloc(sizeof(JsonBlock) + size);
+	if (block == NULL)
+		return NULL;
+	block->size = size;
+	json_used += size;
+	return block + 1;
+}
+
+static void
+page_json_free(void *ptr)
+{
+	JsonBlock  *block;
+
+	if (ptr == NULL)
+		return;
+	block = (JsonBlock *) ptr - 1;
+	json_used -= Min(block->size, json_used);
+	free(block);
+}
+
+/* Called once from _PG_init, before anything uses jansson. */
+void
+page_global_init(void)
+{
+	json_set_alloc_funcs(page_json_malloc, page_json_free);
+}
+
+/* jansson's parse of a body of len bytes, within its memory bound. */
+static json_t *
+page_json_load(const char *data, size_t len, size_t flags,
+			   json_error_t *jerror)
+{
+	json_t	   *root;
+
+	json_budget = PAGE_JSON_BUDGET(len);
+	json_over_budget = false;
+	root = json_loadb(data, len, flags, jerror);
+	json_budget = 0;
+	return root;
+}
+
+/*
  * Parses the body with jansson.  Integers beyond int64 make jansson fail,
  * so such a body is parsed again with integers read as doubles: only its
  * structure matters here, and Postgres reads the records' numbers exactly
@@ -406,15 +482,27 @@ page_parse_body(const HttpResponse *resp, PageBody *body)
 	json_error_t jerror;
 	json_t	   *root;
 
-	root = json_loadb(resp->body, resp->body_len, JSON_DECODE_ANY, &jerror);
+	root = page_json_load(resp->body, resp->body_len, JSON_DECODE_ANY,
+						  &jerror);
 	if (root == NULL && json_error_code(&jerror) == json_error_numeric_overflow)
 	{
-		root = json_loadb(resp->body, resp->body_len,
-						  JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &jerror);
+		root = page_json_load(resp->body, resp->body_len,
+							  JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL,
+							  &jerror);
 		body->ints_as_reals = true;
 	}
 	if (root != NULL)
 		return root;
+
+	if (json_over_budget || json_error_code(&jerror) == json_error_out_of_memory)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("the response from %s is too large to read",
+						body->log_url),
+				 errdetail("Its %zu bytes of JSON need more than %zu MB once read.",
+						   resp->body_len,
+						   PAGE_JSON_BUDGET(resp->body_len) / (1024 * 1024)),
+				 errhint("Ask the API for smaller pages.")));
 
 	if (json_error_code(&jerror) == json_error_numeric_overflow)
 		ereport(ERROR,

@@ -52,6 +52,9 @@ extern void page_read_response(const SyncConfig *sync,
 							   const HttpResponse *resp, PageSeen *seen,
 							   PageResult *result);
 
+/* Called once from _PG_init, before anything uses jansson. */
+extern void page_global_init(void);
+
 /* "createdAt" -> "created_at"; palloc'd. */
 extern char *page_snake_case(const char *key);
 

@@ -309,8 +309,8 @@ char *
 paging_state_to_json(const PagingState *state)
 {
 	json_t	   *root;
-	char	   *text;
-	char	   *volatile result = NULL;
+	char	   *result;
+	size_t		len;
 
 	/*
 	 * json_pack, not json_object(): the postgres executable exports a SQL
@@ -325,20 +325,23 @@ paging_state_to_json(const PagingState *state)
 					 "pages", (json_int_t) state->pages,
 					 "records", (json_int_t) state->records,
 					 "done", (int) state->done);
-	text = root ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	json_decref(root);
-	if (text == NULL)
+	if (root == NULL)
 		elog(ERROR, "could not build the checkpoint of a run");
 
-	PG_TRY();
-	{
-		result = pstrdup(text);
-	}
-	PG_FINALLY();
-	{
-		free(text);
-	}
-	PG_END_TRY();
+	/*
+	 * json_dumpb writes into our buffer, so nothing jansson allocated
+	 * outlives this function (its allocator is nango's, see page.c).
+	 */
+	len = json_dumpb(root, NULL, 0, JSON_COMPACT | JSON_SORT_KEYS);
+	result = len > 0 ? palloc(len + 1) : NULL;
+	if (result != NULL &&
+		json_dumpb(root, result, len, JSON_COMPACT | JSON_SORT_KEYS) == len)
+		result[len] = '\0';
+	else
+		result = NULL;
+	json_decref(root);
+	if (result == NULL)
+		elog(ERROR, "could not write the checkpoint of a run");
 	return result;
 }
 

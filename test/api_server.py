@@ -144,7 +144,8 @@ GET /fault/slow?delay=S    sleeps S seconds (0..30, default 5), then items
 GET /fault/trickle?seconds=S   sends the headers, then one byte a second
                            for S seconds (1..30, default 10)
 GET /fault/big?size=N      a valid JSON array larger than N bytes (default
-        5 MiB, at most 256 MiB), streamed; no_length=1 omits Content-Length
+        5 MiB, at most 256 MiB), streamed; no_length=1 omits Content-Length;
+        shape=objects makes it an array of empty objects instead
 GET /fault/redirect?n=N&to=PATH   N redirects (0..50), then 302 to PATH
                            (default /v1/items); host=H:P puts PATH on
                            that host (tests of a sync refusing it)
@@ -1302,6 +1303,11 @@ def fault_big(req):
     tail = b'"}]'
     pad = size + 1
     block = b"x" * 65536
+    if p.get("shape") == "objects":
+        # Many tiny objects: small as text, large once parsed.
+        # pad and block are whole ",{}" units, so no chunk cuts one.
+        head, tail, block = b'[{}', b']', b',{}' * 21845
+        pad = (size // 3 + 1) * 3
 
     def gen():
         yield head

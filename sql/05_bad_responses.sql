@@ -51,6 +51,10 @@ SELECT try_response('loop_link', '/fault/loop?type=link',
 SELECT try_response('loop_record', '/fault/loop?type=record_cursor',
 					'{"type": "record_cursor", "field": "id",
 					  "param": "starting_after", "has_more_path": "has_more"}');
+-- An API that ignores the page parameter answers every page alike.
+SELECT try_response('loop_page', '/v1/page',
+					'{"type": "page", "page_param": "p",
+					  "size_param": "per_page", "size": 10}');
 SELECT name, status FROM nango.syncs s, LATERAL wait_for_sync(s.name)
 WHERE name LIKE 'loop%' ORDER BY name;
 SELECT * FROM failure WHERE name LIKE 'loop%' ORDER BY name;

@@ -11,6 +11,8 @@
  */
 #include "postgres.h"
 
+#include "common/int.h"
+
 #include <math.h>
 
 #include <curl/curl.h>
@@ -833,7 +835,11 @@ page_next_state(const SyncConfig *sync, const PagingState *state,
 				next->done = true;
 			break;
 		case PAGING_PAGE:
-			next->page = state->page + 1;
+			if (pg_add_s64_overflow(state->page, 1, &next->page))
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("the page number of paging is out of range"),
+						 errhint("Give paging a smaller \"start\".")));
 			if (paging->size > 0 && result->nrecords < paging->size)
 				next->done = true;
 			break;
@@ -868,6 +874,20 @@ page_next_state(const SyncConfig *sync, const PagingState *state,
 						http_url_for_log(next->next_url)),
 				 errdetail("Page %lld of the run points at a page it read before.",
 						   (long long) next->pages)));
+	/*
+	 * With offset and page paging the next request is ours, not the API's:
+	 * an API that ignores the parameter answers every page alike, which
+	 * only the repeated body shows.
+	 */
+	if ((paging->type == PAGING_OFFSET || paging->type == PAGING_PAGE) &&
+		!page_seen_add(seen, resp->body))
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("pagination loop: page %lld of the run is the same as an earlier page",
+						(long long) next->pages),
+				 errhint("Check that the API reads \"%s\"; max_pages also ends a run.",
+						 paging->type == PAGING_OFFSET ?
+						 paging->offset_param : paging->page_param)));
 	if (next->token != NULL && !page_seen_add(seen, next->token))
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),

@@ -52,6 +52,11 @@ typedef struct CatalogAccess
 	int			save_sec;
 } CatalogAccess;
 
+/*
+ * Switches to the owner of nango's catalog, so the function can write it
+ * although the caller may only read it.  The caller's own rights were
+ * checked before; catalog_access_end switches back (an ERROR does too).
+ */
 static void
 catalog_access_begin(CatalogAccess *access)
 {
@@ -108,6 +113,7 @@ require_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
 						 "its default.")));
 }
 
+/* A sync name: 1 to 63 bytes, no control characters. */
 static void
 check_sync_name(const char *name)
 {
@@ -130,6 +136,10 @@ check_sync_name(const char *name)
 					 errhint("Choose a short name such as \"github_issues\".")));
 }
 
+/*
+ * A frequency between one second and ten years, so that the next run time
+ * is always ahead and never out of range.
+ */
 static void
 check_frequency(Interval *frequency)
 {
@@ -165,6 +175,7 @@ check_frequency(Interval *frequency)
 						 "'5 minutes'.")));
 }
 
+/* unique_key as a List of column names; nulls and nested arrays refused. */
 static List *
 unique_key_list(ArrayType *array)
 {
@@ -390,6 +401,10 @@ exec_as_owner(const char *sql, int64 id, int expected)
 	catalog_access_end(&access);
 }
 
+/*
+ * nango.remove_sync: removes the sync and, by cascade, its runs.  A run
+ * going on stops at its next page, finding its row gone.
+ */
 Datum
 nango_remove_sync(PG_FUNCTION_ARGS)
 {
@@ -412,6 +427,7 @@ nango_remove_sync(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(id != 0);
 }
 
+/* nango.pause_sync: no new runs; a run going on finishes. */
 Datum
 nango_pause_sync(PG_FUNCTION_ARGS)
 {
@@ -428,6 +444,7 @@ nango_pause_sync(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* nango.resume_sync: runs again; an overdue run starts at once. */
 Datum
 nango_resume_sync(PG_FUNCTION_ARGS)
 {

@@ -159,6 +159,7 @@ read_databases(void)
 	nentries = nfresh;
 }
 
+/* Starts the scheduler of one database; false when no slot is free. */
 static bool
 start_scheduler(LauncherEntry *e)
 {
@@ -239,6 +240,7 @@ launch_schedulers(void)
 	return wait_ms;
 }
 
+/* Exit callback: the launcher's latch is not to be set any more. */
 static void
 forget_launcher(int code, Datum arg)
 {

@@ -293,6 +293,8 @@ nango_xact_callback(XactEvent event, void *arg)
 			want_scheduler_at_commit = false;
 			wake_scheduler_at_commit = false;
 			break;
+		case XACT_EVENT_PREPARE:
+			/* COMMIT PREPARED wakes nobody: the hourly look finds it. */
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			wake_launcher_at_commit = false;
@@ -315,7 +317,8 @@ stop_database_workers(const char *dbname)
 	Oid			dboid = get_database_oid(dbname, true);
 	int			nbackends;
 
-	if (!OidIsValid(dboid) || nango_shared == NULL)
+	/* The command refuses the current database before touching it. */
+	if (!OidIsValid(dboid) || dboid == MyDatabaseId || nango_shared == NULL)
 		return;
 	/* Only for a caller the command will let through; it refuses others. */
 	if (!nango_database_ownercheck(dboid, GetUserId()))

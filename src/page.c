@@ -167,12 +167,6 @@ page_param(const char *name, const char *value)
 }
 
 /*
- * base with query_params appended, then paging_params.  A parameter of the
- * base URL or of query_params that has the name of a paging parameter is
- * dropped first, so that "?page=1" in the sync's URL cannot shadow the page
- * number paging sends.  libcurl's URL API encodes names and values.
- */
-/*
  * "name=value" with both percent-encoded by libcurl, so that '=', '&' or
  * '+' in either reach the API as they were given.
  */
@@ -194,6 +188,12 @@ page_query_pair(const NameValue *nv)
 	return pair;
 }
 
+/*
+ * base with query_params appended, then paging_params.  A parameter of the
+ * base URL or of query_params that has the name of a paging parameter is
+ * dropped first, so that "?page=1" in the sync's URL cannot shadow the page
+ * number paging sends.  libcurl's URL API encodes names and values.
+ */
 static char *
 page_build_url(const char *base, List *query_params, List *paging_params)
 {

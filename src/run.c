@@ -81,6 +81,7 @@ spi_text(int col)
 	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col);
 }
 
+/* A text[] datum as a List of C strings, nulls left out. */
 static List *
 text_array_to_list(Datum array)
 {

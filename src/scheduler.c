@@ -48,6 +48,10 @@ static int	nrun_slots = 0;
 static bool retry_soon = false;
 static bool out_of_workers = false;
 
+/*
+ * Takes this database's shared slot, through which SQL functions wake this
+ * scheduler.  A second scheduler for the database leaves at once.
+ */
 static void
 claim_database_slot(Oid dboid)
 {
@@ -74,6 +78,10 @@ claim_database_slot(Oid dboid)
 	LWLockRelease(nango_shared->lock);
 }
 
+/*
+ * Exit callback: gives the slot back.  arg is true when the scheduler
+ * leaves because the database has no extension.
+ */
 static void
 release_database_slot(int code, Datum arg)
 {
@@ -145,6 +153,7 @@ run_is_unattended(int64 run_id)
 	return true;
 }
 
+/* Starts a worker for the run and remembers its handle. */
 static bool
 start_run_worker(int64 run_id)
 {

@@ -1061,6 +1061,8 @@ writer_try_statement(SPIPlanPtr plan, Datum *values, PageMapping *map,
 			elog(ERROR, "the statement writing a page returned %s",
 				 SPI_result_code_string(rc));
 		writer_read_result(map, result);
+		/* Copied out: free it now, not with a page's worth at SPI_finish. */
+		SPI_freetuptable(SPI_tuptable);
 
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);

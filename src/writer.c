@@ -83,6 +83,7 @@ typedef struct ColumnFeed
 	bool		is_key;			/* one of the unique key columns */
 	bool		as_json;		/* json or jsonb: take the JSON value itself */
 	char	   *key_eq;			/* key columns: the "=" to match rows with */
+	bool		compare_native; /* equal values have equal text: compare as is */
 	char	   *type_plain;		/* type name without typmod */
 	char	   *type_full;		/* with typmod, or NULL when there is none */
 	char	   *default_expr;	/* SQL for an absent key on insert */
@@ -133,6 +134,7 @@ static char *writer_feed_source(const SyncConfig *sync, const char *attname,
 static void writer_check_names(const SyncConfig *sync, TupleDesc desc);
 static bool writer_desc_has(TupleDesc desc, const char *attname);
 static char *writer_key_equality(Oid typid, const char *attname);
+static bool writer_equality_is_identity(Form_pg_attribute att);
 static char *writer_path_source(const char *path);
 static char *writer_default_expr(Relation rel, Form_pg_attribute att,
 								 const char *type_plain);
@@ -536,6 +538,7 @@ writer_map_columns(const SyncConfig *sync, Relation rel,
 		feed->as_json = (base == JSONOID || base == JSONBOID);
 		if (is_key)
 			feed->key_eq = writer_key_equality(att->atttypid, attname);
+		feed->compare_native = writer_equality_is_identity(att);
 		feed->type_plain = format_type_extended(att->atttypid, -1,
 												FORMAT_TYPE_TYPEMOD_GIVEN |
 												FORMAT_TYPE_FORCE_QUALIFY);
@@ -599,6 +602,37 @@ writer_desc_has(TupleDesc desc, const char *attname)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * True for the built-in types whose "=" holds only for values written
+ * alike (integers, booleans, dates and times, uuid, and strings under a
+ * deterministic collation), which can be compared as they are; others
+ * (numeric, floats, jsonb, intervals, ...) are compared as text.
+ */
+static bool
+writer_equality_is_identity(Form_pg_attribute att)
+{
+	switch (att->atttypid)
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case OIDOID:
+		case BOOLOID:
+		case DATEOID:
+		case TIMEOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+		case UUIDOID:
+			return true;
+		case TEXTOID:
+		case VARCHAROID:
+			return !OidIsValid(att->attcollation) ||
+				get_collation_isdeterministic(att->attcollation);
+		default:
+			return false;
+	}
 }
 
 /*
@@ -848,15 +882,20 @@ writer_build_statement(PageMapping *map, bool single_record)
 
 		/*
 		 * The typmod is applied by the assignment; compare with it too.
-		 * Values are compared as text: a change the type's equality calls
-		 * no change (1.0 and 1.00, a case-blind collation) is still one,
-		 * and no operator outside pg_catalog is needed.
+		 * Values are compared as text, unless the type's equality means
+		 * identical text: a change the type's equality calls no change
+		 * (1.0 and 1.00, a case-blind collation) is still one, and no
+		 * operator outside pg_catalog is needed.
 		 */
 		newval = feed->type_full
 			? psprintf("CAST(s.c%d AS %s)", i, feed->type_full)
 			: psprintf("s.c%d", i);
-		newval = psprintf("CAST(%s AS pg_catalog.text)", newval);
-		oldval = psprintf("CAST(t.%s AS pg_catalog.text)", feed->column);
+		oldval = psprintf("t.%s", feed->column);
+		if (!feed->compare_native)
+		{
+			newval = psprintf("CAST(%s AS pg_catalog.text)", newval);
+			oldval = psprintf("CAST(%s AS pg_catalog.text)", oldval);
+		}
 		appendStringInfo(&changed, "%s\n      (s.p%d AND %s IS DISTINCT FROM %s)",
 						 changed.len > 0 ? " OR" : "", i, newval, oldval);
 	}

@@ -363,25 +363,20 @@ finish_run(Run *run, const char *error, const char *log_error)
 		Datum		trim_values[2];
 		Oid			trim_types[2] = {INT8OID, INT4OID};
 		bool		isnull;
+		char	   *counts;
 
+		counts = psprintf("%s pages, %s records (%s inserted, %s updated, "
+						  "%s unchanged, %s rejected), %s HTTP requests in %s s",
+						  spi_text(1), spi_text(2), spi_text(3), spi_text(4),
+						  spi_text(5), spi_text(6), spi_text(7), spi_text(8));
 		if (error == NULL)
 			ereport(LOG,
-					(errmsg("nango run %lld of sync \"%s\" succeeded: %s pages, "
-							"%s records (%s inserted, %s updated, %s unchanged, "
-							"%s rejected), %s HTTP requests in %s s",
-							(long long) run->id, name, spi_text(1),
-							spi_text(2), spi_text(3), spi_text(4),
-							spi_text(5), spi_text(6), spi_text(7),
-							spi_text(8))));
+					(errmsg("nango run %lld of sync \"%s\" succeeded: %s",
+							(long long) run->id, name, counts)));
 		else
 			ereport(LOG,
-					(errmsg("nango run %lld of sync \"%s\" failed: %s pages, "
-							"%s records (%s inserted, %s updated, %s unchanged, "
-							"%s rejected), %s HTTP requests in %s s: %s",
-							(long long) run->id, name, spi_text(1),
-							spi_text(2), spi_text(3), spi_text(4),
-							spi_text(5), spi_text(6), spi_text(7),
-							spi_text(8), log_error)));
+					(errmsg("nango run %lld of sync \"%s\" failed: %s: %s",
+							(long long) run->id, name, counts, log_error)));
 		trim_values[0] = SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 9, &isnull);
 		trim_values[1] = Int32GetDatum(nango_run_history);

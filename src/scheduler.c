@@ -263,9 +263,17 @@ time_to_next_run(void)
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
 		return -1;
-	/* WaitLatch's timeout is an int inside: look again at least hourly. */
-	return Min(Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
-												   DatumGetTimestampTz(d)), 0) + 1,
+
+	/*
+	 * A sync still due after this pass queued every due one was skipped,
+	 * being locked by a transaction that changes it: look again in a
+	 * second rather than spin.  WaitLatch's timeout is an int inside: look
+	 * again at least hourly.
+	 */
+	if (DatumGetTimestampTz(d) <= GetCurrentTransactionStartTimestamp())
+		return 1000;
+	return Min(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+											   DatumGetTimestampTz(d)) + 1,
 			   SCHEDULER_MAX_WAIT_MS);
 }
 

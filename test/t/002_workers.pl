@@ -79,6 +79,33 @@ ok($node->poll_query_until('shop',
 		  ON s.id = r.sync_id WHERE s.name = 'fast' ORDER BY r.id DESC LIMIT 1}),
 	'after the setting is raised again, the waiting run goes ahead');
 
+# A transaction that queued a run and stays open holds up only its own
+# sync, even once that sync falls due: another sync's run goes ahead.
+$node->safe_psql('shop', qq{
+	SELECT nango.add_sync('due_soon', '$api/v1/items?count=2', 'items',
+						  frequency => '2 seconds')});
+ok($node->poll_query_until('shop',
+		q{SELECT count(*) >= 1 FROM nango.sync_runs r JOIN nango.syncs s
+		  ON s.id = r.sync_id WHERE s.name = 'due_soon' AND r.status = 'success'}),
+	'a sync due every two seconds ran');
+my $open = $node->background_psql('shop');
+$open->query_safe(q{BEGIN; SELECT nango.trigger_sync('due_soon')});
+sleep 3;
+$node->safe_psql('shop', qq{
+	SELECT nango.add_sync('other', '$api/v1/items?count=5', 'items',
+						  frequency => '1 day')});
+ok($node->poll_query_until('shop',
+		q{SELECT count(*) = 1 FROM nango.sync_runs r JOIN nango.syncs s
+		  ON s.id = r.sync_id WHERE s.name = 'other' AND r.status = 'success'}),
+	'a sync runs while a due sync is locked by an open transaction');
+$open->query_safe('COMMIT');
+$open->quit;
+$node->safe_psql('shop', q{SELECT nango.pause_sync('due_soon')});
+ok($node->poll_query_until('shop',
+		q{SELECT count(*) = 0 FROM nango.sync_runs
+		  WHERE status = 'queued'}),
+	'the run queued by that transaction ran once it committed');
+
 # SIGTERM ends the worker in the middle of its request, not after it.
 my $pid = $node->safe_psql('shop',
 	q{SELECT pid FROM pg_stat_activity

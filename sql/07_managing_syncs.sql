@@ -21,6 +21,17 @@ WHERE name = 'managed';
 CALL run_sync('managed');
 SELECT status, records, unchanged FROM last_run WHERE name = 'managed';
 
+-- A run queued before the pause waits for resume_sync, then runs.
+BEGIN;
+SELECT nango.trigger_sync('managed') AS held_run \gset
+SELECT nango.pause_sync('managed');
+COMMIT;
+SELECT pg_sleep(1.5);
+SELECT r.status, s.state FROM nango.sync_runs r, nango.sync_status s
+WHERE r.id = :held_run AND s.name = 'managed';
+SELECT nango.resume_sync('managed');
+SELECT status, records FROM nango.wait_for_run(:held_run);
+
 -- A second trigger while a run is queued gives that run's id.
 BEGIN;
 SELECT nango.trigger_sync('managed') = nango.trigger_sync('managed') AS same_run;
@@ -40,6 +51,10 @@ DELETE FROM nango.syncs;
 INSERT INTO nango.sync_runs (sync_id) VALUES (1);
 -- Nor may it sync into a table it cannot write.
 SELECT nango.add_sync('sneaky', api('/v1/items'), 'public.items');
+-- Names are unique in the database: the error says so without showing
+-- the other role's sync.
+CREATE TABLE tester.taken (id bigint PRIMARY KEY);
+SELECT nango.add_sync('managed', api('/v1/items'), 'tester.taken');
 -- Its own table works, and it sees its own sync.
 CREATE TABLE tester.items (id bigint PRIMARY KEY, item_name text);
 SELECT nango.add_sync('own', api('/v1/items?count=4'), 'tester.items') > 0 AS added;

@@ -286,18 +286,29 @@ nango_add_sync(PG_FUNCTION_ARGS)
 	spi_begin();
 	catalog_access_begin(&access);
 	{
-		Datum		arg[1] = {CStringGetTextDatum(name)};
-		Oid			type[1] = {TEXTOID};
+		Datum		arg[2] = {CStringGetTextDatum(name),
+		ObjectIdGetDatum(access.save_user)};
+		Oid			type[2] = {TEXTOID, OIDOID};
+		bool		isnull;
 
-		if (SPI_execute_with_args("SELECT 1 FROM nango.syncs WHERE name = $1",
-								  1, type, arg, NULL, false, 1) != SPI_OK_SELECT)
+		if (SPI_execute_with_args("SELECT pg_has_role($2, owner, 'USAGE') "
+								  "FROM nango.syncs WHERE name = $1",
+								  2, type, arg, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not look up sync names");
-		if (SPI_processed > 0)
+		if (SPI_processed > 0 &&
+			DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull)))
 			ereport(ERROR,
 					(errcode(ERRCODE_DUPLICATE_OBJECT),
 					 errmsg("sync \"%s\" already exists", name),
 					 errhint("Choose another name, or remove the existing sync "
 							 "with nango.remove_sync('%s').", name)));
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("sync \"%s\" already exists", name),
+					 errdetail("It belongs to a role whose syncs you cannot see."),
+					 errhint("Sync names are unique in a database: choose another name.")));
 	}
 	{
 		Oid			types[13] = {TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID,

@@ -170,6 +170,7 @@ begin_run(Run *run)
 	char	   *checkpoint;
 	int			resumes;
 	bool		isnull;
+	bool		paused;
 	bool		proceed = true;
 
 	run_xact_begin();
@@ -185,7 +186,7 @@ begin_run(Run *run)
 							  "s.headers::text, s.query_params::text, "
 							  "s.body::text, s.target_table::oid, "
 							  "s.unique_key, s.response_path, s.paging::text, "
-							  "s.columns::text "
+							  "s.columns::text, s.paused "
 							  "FROM nango.sync_runs r "
 							  "JOIN nango.syncs s ON s.id = r.sync_id "
 							  "WHERE r.id = $1 FOR UPDATE OF r",
@@ -203,8 +204,13 @@ begin_run(Run *run)
 		resumes = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 											  SPI_tuptable->tupdesc, 3,
 											  &isnull));
+		paused = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 17,
+											&isnull));
 		if (strcmp(status, "queued") != 0 && strcmp(status, "running") != 0)
 			proceed = false;
+		else if (paused && strcmp(status, "queued") == 0)
+			proceed = false;	/* paused after it was queued: it waits */
 		else
 		{
 			/* Name the run in errors even if its sync fails to load. */

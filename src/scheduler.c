@@ -201,10 +201,17 @@ start_due_runs(void)
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not queue due runs: %s", SPI_result_code_string(ret));
 
+	/*
+	 * Not read-only: a read-only statement would use the pass's first
+	 * snapshot and miss the runs just queued.  A queued run of a paused
+	 * sync waits for resume_sync; an interrupted one goes on.
+	 */
 	ret = SPI_execute("SELECT r.id FROM nango.sync_runs r "
-					  "WHERE r.status IN ('queued', 'running') "
+					  "JOIN nango.syncs s ON s.id = r.sync_id "
+					  "WHERE r.status = 'running' "
+					  "OR (r.status = 'queued' AND NOT s.paused) "
 					  "ORDER BY r.status = 'running' DESC, r.id",
-					  true, 0);
+					  false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read queued runs: %s", SPI_result_code_string(ret));
 
@@ -257,7 +264,7 @@ time_to_next_run(void)
 					  "AND NOT EXISTS (SELECT 1 FROM nango.sync_runs r "
 					  "  WHERE r.sync_id = s.id "
 					  "  AND r.status IN ('queued', 'running'))",
-					  true, 1);
+					  false, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not read next run time");
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);

@@ -41,6 +41,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/value.h"
@@ -450,6 +451,13 @@ writer_write_page(const SyncConfig *sync, int64 run_id, int page_number,
 	if (page->nrecords == 0)
 		return;
 
+	/*
+	 * The page is UTF-8 (jansson checked it); the database may not be.  A
+	 * character the database's encoding cannot hold fails the page rather
+	 * than landing as other characters.
+	 */
+	body = pg_any_to_server(body, strlen(body), PG_UTF8);
+
 	rel = try_relation_open(sync->target_table, RowExclusiveLock);
 	if (rel == NULL)
 		ereport(ERROR,
@@ -497,6 +505,7 @@ writer_map_columns(const SyncConfig *sync, Relation rel,
 	TupleDesc	desc = RelationGetDescr(rel);
 	StringInfoData keys;
 	char	   *nspname;
+	List	   *record_keys = NIL;
 	List	   *snake_keys = NIL;
 	ListCell   *lc;
 
@@ -505,9 +514,18 @@ writer_map_columns(const SyncConfig *sync, Relation rel,
 											RelationGetRelationName(rel));
 	map->partitioned = rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE;
 
-	/* Each key's snake_case form, worked out once for the page. */
+	/*
+	 * Each key in the database's encoding, as column names are, and its
+	 * snake_case form, worked out once for the page.
+	 */
 	foreach(lc, page->record_keys)
-		snake_keys = lappend(snake_keys, page_snake_case((char *) lfirst(lc)));
+	{
+		char	   *key = lfirst(lc);
+
+		key = pg_any_to_server(key, strlen(key), PG_UTF8);
+		record_keys = lappend(record_keys, key);
+		snake_keys = lappend(snake_keys, page_snake_case(key));
+	}
 
 	initStringInfo(&keys);
 	for (int i = 0; i < desc->natts; i++)
@@ -525,8 +543,7 @@ writer_map_columns(const SyncConfig *sync, Relation rel,
 		if (att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS && !is_key)
 			continue;
 
-		source = writer_feed_source(sync, attname, page->record_keys,
-									snake_keys);
+		source = writer_feed_source(sync, attname, record_keys, snake_keys);
 		if (source == NULL && !is_key)
 			continue;
 

@@ -18,6 +18,8 @@
 #include <curl/curl.h>
 
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/timestamp.h"
 
 #include "http.h"
 #include "nango.h"
@@ -59,7 +61,7 @@ static size_t http_write_header(char *data, size_t size, size_t nitems,
 								void *arg);
 static int	http_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 						  curl_off_t ultotal, curl_off_t ulnow);
-static CURLcode http_set_options(CURL *h, const char *method,
+static CURLcode http_set_options(CURL *h, const char *method, long timeout_ms,
 								 const char *url, struct curl_slist *headers,
 								 const char *body, HttpTransfer *xfer,
 								 char *errbuf);
@@ -203,9 +205,9 @@ http_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
  * Sets every option of one request on a freshly reset handle.
  */
 static CURLcode
-http_set_options(CURL *h, const char *method, const char *url,
-				 struct curl_slist *headers, const char *body,
-				 HttpTransfer *xfer, char *errbuf)
+http_set_options(CURL *h, const char *method, long timeout_ms,
+				 const char *url, struct curl_slist *headers,
+				 const char *body, HttpTransfer *xfer, char *errbuf)
 {
 	CURLcode	rc;
 	long		timeout = nango_http_timeout;
@@ -229,7 +231,7 @@ http_set_options(CURL *h, const char *method, const char *url,
 	/* Redirects are followed by http_fetch, which checks their host. */
 	HTTP_SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
 	HTTP_SETOPT(CURLOPT_CONNECTTIMEOUT, Min(timeout, HTTP_CONNECT_TIMEOUT));
-	HTTP_SETOPT(CURLOPT_TIMEOUT, timeout);
+	HTTP_SETOPT(CURLOPT_TIMEOUT_MS, timeout_ms);
 	HTTP_SETOPT(CURLOPT_LOW_SPEED_LIMIT, 1L);
 	HTTP_SETOPT(CURLOPT_LOW_SPEED_TIME, Min(timeout, HTTP_LOW_SPEED_TIME));
 	HTTP_SETOPT(CURLOPT_NOSIGNAL, 1L);
@@ -352,13 +354,15 @@ http_fault(CURLcode rc, const HttpTransfer *xfer, const char *errbuf)
 
 /*
  * Sends one request and follows no redirect: *location is set to the
- * absolute target of a redirect response, else NULL.  The request and its
- * outcome are logged at DEBUG1 with the URL stripped of its query.
+ * absolute target of a redirect response, else NULL.  The request may take
+ * timeout_ms.  The request and its outcome are logged at DEBUG1 with the
+ * URL stripped of its query.  While curl waits, pg_stat_activity shows the
+ * worker waiting on wait event "Extension".
  */
 static bool
 http_fetch_once(const char *method, const char *url, List *headers,
-				const char *body, HttpResponse *resp, char **error,
-				char **location)
+				const char *body, long timeout_ms, HttpResponse *resp,
+				char **error, char **location)
 {
 	HttpTransfer *xfer;
 	struct curl_slist *volatile header_list = NULL;
@@ -387,10 +391,14 @@ http_fetch_once(const char *method, const char *url, List *headers,
 	PG_TRY();
 	{
 		http_add_headers(&header_list, headers, json_body);
-		rc = http_set_options(http_handle, method, url, header_list, body,
-							  xfer, errbuf);
+		rc = http_set_options(http_handle, method, timeout_ms, url,
+							  header_list, body, xfer, errbuf);
 		if (rc == CURLE_OK)
+		{
+			pgstat_report_wait_start(PG_WAIT_EXTENSION);
 			rc = curl_easy_perform(http_handle);
+			pgstat_report_wait_end();
+		}
 
 		if (rc == CURLE_OK)
 		{
@@ -426,6 +434,7 @@ http_fetch_once(const char *method, const char *url, List *headers,
 	}
 	PG_FINALLY();
 	{
+		pgstat_report_wait_end();
 		curl_slist_free_all(header_list);
 		free(xfer->body.data);
 		free(xfer->link.data);
@@ -450,21 +459,34 @@ http_fetch_once(const char *method, const char *url, List *headers,
 /*
  * Sends one request, following at most NANGO_MAX_REDIRECTS redirects and
  * only to the scheme, host and port of url: a sync's headers, credentials
- * among them, never go to another host.  See http.h for the contract.
+ * among them, never go to another host.  The request and its redirects
+ * together take at most nango.http_timeout.  See http.h for the contract.
  */
 bool
 http_fetch(const char *method, const char *url, List *headers,
 		   const char *body, HttpResponse *resp, char **error)
 {
 	char	   *origin = http_url_origin(url);
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   nango_http_timeout * 1000L);
 
 	for (int redirects = 0;; redirects++)
 	{
 		char	   *location;
 		char	   *target_origin;
+		long		left_ms;
 
-		if (!http_fetch_once(method, url, headers, body, resp, error,
-							 &location))
+		left_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+												  deadline);
+		if (left_ms <= 0)
+		{
+			*error = psprintf("%s %s failed: timed out after redirects "
+							  "(nango.http_timeout is %d s)", method,
+							  http_url_for_log(url), nango_http_timeout);
+			return false;
+		}
+		if (!http_fetch_once(method, url, headers, body, left_ms, resp,
+							 error, &location))
 			return false;
 		if (location == NULL)
 			return true;

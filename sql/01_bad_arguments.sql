@@ -87,5 +87,22 @@ SELECT nango.wait_for_run(1, NULL);
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT nango.wait_for_run(1);
 ROLLBACK;
+-- The SQLSTATE of each kind of refusal.
+CREATE VIEW view_target AS SELECT * FROM bad_target;
+SELECT split_part(expect_error(statement), ':', 1) AS sqlstate, statement
+FROM (VALUES
+	($$SELECT nango.add_sync('s', 'ftp://127.0.0.1/x', 'bad_target')$$),
+	($$SELECT nango.add_sync('s', NULL, 'bad_target')$$),
+	($$SELECT nango.add_sync('s', api('/x'), 'missing_table')$$),
+	($$SELECT nango.add_sync('s', api('/x'), 'view_target')$$),
+	($$SELECT nango.add_sync('s', api('/x'), 'no_key')$$),
+	($$SELECT nango.add_sync('s', api('/x'), 'bad_target', unique_key => '{nope}')$$),
+	($$SELECT nango.add_sync('s', api('/x'), 'bad_target', frequency => '0')$$),
+	($$SELECT nango.add_sync('s', api('/x'), 'bad_target', method => 'DELETE')$$),
+	($$SELECT nango.add_sync('s', api('/x'), 'bad_target', columns => '{"nope": "x"}')$$),
+	($$SELECT nango.add_sync('s', api('/x'), 'bad_target', paging => '{"type": "telepathy"}')$$),
+	($$SELECT nango.pause_sync('nope')$$),
+	($$SELECT nango.wait_for_run(-1)$$)) AS v(statement);
+DROP VIEW view_target;
 SELECT count(*) FROM nango.syncs;
 DROP TABLE bad_target, no_key;

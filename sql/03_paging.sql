@@ -125,6 +125,33 @@ SELECT try_paging('one_request', '/v1/items', NULL);
 SELECT status FROM wait_for_sync('one_request');
 SELECT * FROM paging_report WHERE name = 'one_request';
 
+-- The stop conditions with the other types, all syncs at once: max_pages
+-- with each type; the empty page after the last for link_header, cursor
+-- and offset; an empty cursor and a record without the cursor's field;
+-- total_path with page paging; an API that ignores the offset.
+CREATE TABLE stop_cases (name text, path text, paging jsonb,
+						 response_path text);
+INSERT INTO stop_cases VALUES
+	('link_max', '/v1/link?limit=10', '{"type": "link_header", "max_pages": 2}', NULL),
+	('link_empty', '/v1/link?limit=5&count=10&always_next=1', '{"type": "link_header"}', NULL),
+	('next_max', '/v1/next_url?limit=10', '{"type": "next_url", "path": "links.next", "max_pages": 1}', NULL),
+	('cursor_max', '/v1/cursor?limit=10', '{"type": "cursor", "path": "meta.next", "param": "cursor", "max_pages": 2}', NULL),
+	('cursor_empty', '/v1/cursor?limit=5&count=10&always_next=1', '{"type": "cursor", "path": "meta.next", "param": "cursor"}', NULL),
+	('cursor_blank', '/v1/cursor?limit=10&end=empty', '{"type": "cursor", "path": "meta.next", "param": "cursor"}', NULL),
+	('record_max', '/v1/record_cursor?limit=10', '{"type": "record_cursor", "field": "id", "param": "starting_after", "max_pages": 1}', NULL),
+	('record_nofield', '/v1/record_cursor?limit=10', '{"type": "record_cursor", "field": "serial", "param": "starting_after"}', NULL),
+	('offset_max', '/v1/offset', '{"type": "offset", "limit": 10, "max_pages": 2}', 'results.items'),
+	('offset_empty', '/v1/offset?count=20', '{"type": "offset", "limit": 10}', 'results.items'),
+	('offset_ignored', '/v1/items', '{"type": "offset", "limit": 5}', NULL),
+	('page_total', '/v1/page?total=15', '{"type": "page", "size": 10, "total_path": "total"}', NULL);
+SELECT count(*) AS added FROM stop_cases
+WHERE nango.add_sync(name, api(path), 'items', frequency => '1 day',
+					 paging => paging, response_path => response_path) > 0;
+SELECT c.name, w.status, w.pages, w.records, w.http_requests,
+	   without_port(w.error) AS error
+FROM stop_cases c, LATERAL wait_for_sync(c.name) w ORDER BY c.name;
+DROP TABLE stop_cases;
+
 SELECT count(*) FILTER (WHERE nango.remove_sync(name)) AS removed
 FROM nango.syncs WHERE name <> 'gh_issues';
 DROP VIEW paging_report;

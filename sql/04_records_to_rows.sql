@@ -58,6 +58,20 @@ FROM nango.rejected_records r
 JOIN nango.syncs s ON s.id = r.sync_id WHERE s.name = 'bad_record';
 SELECT nango.remove_sync('bad_record');
 
+-- So is a record that breaks a constraint; an object goes to a json
+-- column as JSON.
+CREATE TABLE checked (id bigint PRIMARY KEY, quantity int CHECK (quantity < 8),
+					  "user" json);
+SELECT nango.add_sync('checked', api('/v1/items?count=5'), 'checked') > 0 AS added;
+SELECT status, records, inserted, rejected, error FROM wait_for_sync('checked');
+SELECT id, quantity, "user" FROM checked ORDER BY id;
+SELECT r.record->>'id' AS id, r.error
+FROM nango.rejected_records r
+JOIN nango.syncs s ON s.id = r.sync_id WHERE s.name = 'checked'
+ORDER BY 1;
+SELECT nango.remove_sync('checked');
+DROP TABLE checked;
+
 -- A record without its key is rejected too.
 TRUNCATE items;
 SELECT nango.add_sync('null_key', api('/fault/nullkey'), 'items') > 0 AS added;

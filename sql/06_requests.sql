@@ -41,6 +41,20 @@ SELECT status, pages, records FROM wait_for_sync('every_page');
 \! python3 test/api_server.py get '/control/stats?tag=every-page'
 SELECT nango.remove_sync('every_page');
 
+-- PUT and PATCH send the body too; headers go with every page.
+TRUNCATE echoes;
+SELECT nango.add_sync('echo_put', api('/echo?id=7'), 'echoes', method => 'PUT',
+	body => '{"state": "closed"}') > 0 AS added;
+SELECT status, records FROM wait_for_sync('echo_put');
+SELECT nango.add_sync('echo_patch', api('/echo?pages=3'), 'echoes',
+	method => 'PATCH', body => '{"state": "open"}',
+	headers => '{"X-Trace": "t-2"}',
+	paging => '{"type": "page", "page_param": "page"}') > 0 AS added;
+SELECT status, pages, records FROM wait_for_sync('echo_patch');
+SELECT id, method, query, headers->'x-trace' AS trace, body FROM echoes
+ORDER BY id;
+SELECT nango.remove_sync('echo_put'), nango.remove_sync('echo_patch');
+
 -- Redirects on the API's own host are followed (at most 5).
 TRUNCATE items;
 SELECT nango.add_sync('redirected', api('/fault/redirect?n=3&to=/v1/items'),

@@ -156,6 +156,9 @@ static void writer_reject(RejectSink *sink, const char *record,
 static void writer_write_one_by_one(PageMapping *map, const char *body,
 									const PageResult *page, RejectSink *sink,
 									WriteCounts *counts);
+static void writer_write_range(SPIPlanPtr plan, PageMapping *map,
+							   List *records, int first, int n,
+							   RejectSink *sink, WriteCounts *counts);
 
 
 /*
@@ -1289,10 +1292,10 @@ writer_reject(RejectSink *sink, const char *record, const char *error,
 }
 
 /*
- * The page statement failed: writes each distinct record of the page alone,
- * in page order, each in its own subtransaction, and rejects those that
- * fail.  A record is passed as a page of its own, through the statement's
- * single-record form, so the body is not parsed again for each.
+ * The page statement failed: writes the distinct records of the page in
+ * page order, halving the page until each part either is written or is
+ * one record, which is rejected.  A page with one bad record takes about
+ * 2 log2(n) statements, each in a subtransaction, rather than one a record.
  */
 static void
 writer_write_one_by_one(PageMapping *map, const char *body,
@@ -1300,10 +1303,8 @@ writer_write_one_by_one(PageMapping *map, const char *body,
 						WriteCounts *counts)
 {
 	SPIPlanPtr	extract;
-	SPIPlanPtr	single;
 	Datum		values[2];
 	List	   *records = NIL;
-	ListCell   *lc;
 	int			rc;
 
 	extract = writer_get_plan(writer_build_extract(map, page->single_record));
@@ -1316,28 +1317,64 @@ writer_write_one_by_one(PageMapping *map, const char *body,
 	for (uint64 row = 0; row < SPI_processed; row++)
 		records = lappend(records, SPI_getvalue(SPI_tuptable->vals[row],
 												SPI_tuptable->tupdesc, 1));
+	SPI_freetuptable(SPI_tuptable);
 
-	single = writer_get_plan(writer_build_statement(map, true));
-	values[1] = writer_path_array(NIL);
 	counts->records = list_length(records);
-	foreach(lc, records)
-	{
-		char	   *record = (char *) lfirst(lc);
-		StatementResult result;
-		char	   *error;
+	if (records != NIL)
+		writer_write_range(writer_get_plan(writer_build_statement(map, false)),
+						   map, records, 0, list_length(records), sink,
+						   counts);
+}
 
-		CHECK_FOR_INTERRUPTS();
-		values[0] = CStringGetTextDatum(record);
-		if (!writer_try_statement(single, values, map, &result, &error))
-		{
-			writer_reject(sink, record, error, counts);
-			continue;
-		}
+/*
+ * Writes records first .. first + n - 1, as a page of their own (a JSON
+ * array of them), with plan, the statement's array form.  When that fails
+ * on a record's data, writes each half the same way; a single record that
+ * fails is rejected.
+ */
+static void
+writer_write_range(SPIPlanPtr plan, PageMapping *map, List *records,
+				   int first, int n, RejectSink *sink, WriteCounts *counts)
+{
+	StringInfoData part;
+	Datum		values[2];
+	StatementResult result;
+	char	   *error;
+	ListCell   *lc1;
+	ListCell   *lc2;
+	bool		written;
+
+	CHECK_FOR_INTERRUPTS();
+	initStringInfo(&part);
+	appendStringInfoChar(&part, '[');
+	for (int i = first; i < first + n; i++)
+	{
+		if (i > first)
+			appendStringInfoChar(&part, ',');
+		appendStringInfoString(&part, (char *) list_nth(records, i));
+	}
+	appendStringInfoChar(&part, ']');
+	values[0] = CStringGetTextDatum(part.data);
+	values[1] = writer_path_array(NIL);
+	pfree(part.data);
+
+	written = writer_try_statement(plan, values, map, &result, &error);
+	pfree(DatumGetPointer(values[0]));
+	if (written)
+	{
 		counts->inserted += result.inserted;
 		counts->updated += result.updated;
 		counts->unchanged += result.written - result.inserted - result.updated;
-		if (result.invalid != NIL)
-			writer_reject(sink, record, linitial(result.invalid_errors),
-						  counts);
+		forboth(lc1, result.invalid, lc2, result.invalid_errors)
+			writer_reject(sink, lfirst(lc1), lfirst(lc2), counts);
+		return;
 	}
+	if (n == 1)
+	{
+		writer_reject(sink, list_nth(records, first), error, counts);
+		return;
+	}
+	writer_write_range(plan, map, records, first, n / 2, sink, counts);
+	writer_write_range(plan, map, records, first + n / 2, n - n / 2, sink,
+					   counts);
 }

@@ -28,8 +28,13 @@
 #include "nango.h"
 #include "page.h"
 
-/* Memory jansson may use to read a body of len bytes. */
-#define PAGE_JSON_BUDGET(len)	((size_t) (len) * 32 + (size_t) 64 * 1024 * 1024)
+/*
+ * Memory jansson may use to read a body of len bytes: ample for any JSON
+ * of that size, and never above 1 GB, whatever nango.max_response_size.
+ */
+#define PAGE_JSON_MAX_BUDGET	((size_t) 1024 * 1024 * 1024)
+#define PAGE_JSON_BUDGET(len) \
+	Min((size_t) (len) * 32 + (size_t) 64 * 1024 * 1024, PAGE_JSON_MAX_BUDGET)
 
 /*
  * jsonb's SQL functions, declared here because utils/fmgrprotos.h also

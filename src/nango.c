@@ -294,7 +294,11 @@ nango_xact_callback(XactEvent event, void *arg)
 			wake_scheduler_at_commit = false;
 			break;
 		case XACT_EVENT_PREPARE:
-			/* COMMIT PREPARED wakes nobody: the hourly look finds it. */
+			/*
+			 * COMMIT PREPARED wakes nobody: a scheduler's hourly look finds
+			 * the syncs it changed; a CREATE EXTENSION waits for the next
+			 * server start (README, Limitations).
+			 */
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			wake_launcher_at_commit = false;

@@ -186,6 +186,7 @@ start_due_runs(void)
 	int			ret;
 	uint64		n;
 	int64	   *run_ids;
+	int			others = 0;
 
 	ret = SPI_execute("INSERT INTO nango.sync_runs (sync_id, full_refresh) "
 					  "SELECT s.id, true FROM nango.syncs s "
@@ -226,10 +227,27 @@ start_due_runs(void)
 												 &isnull));
 	}
 
-	for (uint64 i = 0; i < n && nrun_slots < nango_max_concurrent_runs; i++)
+	/*
+	 * Runs that another worker holds (started by this scheduler's
+	 * predecessor, say) count against the limit too; running runs come
+	 * first, so they are counted before a queued one may start.
+	 */
+	for (uint64 i = 0; i < n; i++)
 	{
-		if (run_is_ours(run_ids[i]) || !run_is_unattended(run_ids[i]))
+		if (run_is_ours(run_ids[i]))
 			continue;
+		if (!run_is_unattended(run_ids[i]))
+		{
+			others++;
+			continue;
+		}
+		if (nrun_slots + others >= nango_max_concurrent_runs)
+		{
+			/* Their ends are not signalled to us: look again in a second. */
+			if (others > 0)
+				retry_soon = true;
+			break;
+		}
 		if (!start_run_worker(run_ids[i]))
 		{
 			/* Said once until a worker starts again, not at every retry. */

@@ -8,6 +8,8 @@ CREATE TABLE no_key (id bigint, name text);
 SELECT nango.add_sync('s', 'ftp://127.0.0.1/x', 'bad_target');
 SELECT nango.add_sync('s', 'not a url', 'bad_target');
 SELECT nango.add_sync('s', '/relative/path', 'bad_target');
+SELECT nango.add_sync('s', 'http:///127.0.0.1/x', 'bad_target');
+SELECT nango.add_sync('s', 'http:/127.0.0.1/x', 'bad_target');
 SELECT nango.add_sync('s', api('/') || repeat('x', 9000), 'bad_target');
 SELECT nango.add_sync('s', NULL, 'bad_target');
 
@@ -42,6 +44,9 @@ SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', headers => '["x"]');
 SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', headers => '{"X-Count": 3}');
 SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', headers => '{"Bad Name": "x"}');
 SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', headers => '{"content-length": "5"}');
+SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', headers => '{"X-Trace": "a\u0001b"}');
+SELECT nango.add_sync('s', api('/v1/single'), 'bad_target',
+	query_params => jsonb_build_object('q', repeat('x', 9000)));
 SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', query_params => '{"a": {"b": 1}}');
 SELECT nango.add_sync('s', api('/v1/single'), 'bad_target', body => '{"a": 1}');
 

@@ -352,9 +352,16 @@ nango_add_sync(PG_FUNCTION_ARGS)
 								  "VALUES ($1, $2::regrole, $3, $4, $5::jsonb, "
 								  "$6::jsonb, $7::jsonb, $8::regclass, $9, $10, "
 								  "$11, $12::jsonb, $13::jsonb, now()) "
-								  "RETURNING id",
+								  "ON CONFLICT (name) DO NOTHING RETURNING id",
 								  13, types, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "could not insert the sync");
+		/* Another transaction added the name since the check above. */
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("sync \"%s\" already exists", name),
+					 errdetail("Another session added it meanwhile."),
+					 errhint("Sync names are unique in a database: choose another name.")));
 		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										 SPI_tuptable->tupdesc, 1, &isnull));
 	}
@@ -367,8 +374,13 @@ nango_add_sync(PG_FUNCTION_ARGS)
 
 /*
  * Finds a sync by name as the caller sees it (row-level security shows
- * only syncs of roles the caller has), raising an error when it is not
- * there.  Returns its id; *paused is set when not NULL.
+ * only syncs of roles the caller has), and locks it until commit, raising
+ * an error when it is not there.  Returns its id, or 0 when missing_ok and
+ * there is none; *paused is set when not NULL.
+ *
+ * The lock makes a function that waited on another session's change of
+ * the sync see that change: a sync removed meanwhile is not there.  The
+ * scheduler skips a locked sync rather than wait for this transaction.
  */
 static int64
 find_sync(const char *name, bool missing_ok, bool *paused)
@@ -376,11 +388,27 @@ find_sync(const char *name, bool missing_ok, bool *paused)
 	Datum		arg[1] = {CStringGetTextDatum(name)};
 	Oid			type[1] = {TEXTOID};
 	bool		isnull;
+	int64		id = 0;
 
-	if (SPI_execute_with_args("SELECT id, paused FROM nango.syncs "
+	if (SPI_execute_with_args("SELECT id FROM nango.syncs "
 							  "WHERE name = $1 AND pg_has_role(owner, 'USAGE')",
 							  1, type, arg, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not look up sync \"%s\"", name);
+	if (SPI_processed > 0)
+	{
+		CatalogAccess access;
+		Datum		idarg[1];
+		Oid			idtype[1] = {INT8OID};
+
+		idarg[0] = SPI_getbinval(SPI_tuptable->vals[0],
+								 SPI_tuptable->tupdesc, 1, &isnull);
+		catalog_access_begin(&access);
+		if (SPI_execute_with_args("SELECT id, paused FROM nango.syncs "
+								  "WHERE id = $1 FOR NO KEY UPDATE",
+								  1, idtype, idarg, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not lock sync \"%s\"", name);
+		catalog_access_end(&access);
+	}
 	if (SPI_processed == 0)
 	{
 		if (missing_ok)
@@ -390,12 +418,13 @@ find_sync(const char *name, bool missing_ok, bool *paused)
 				 errmsg("sync \"%s\" does not exist", name),
 				 errhint("SELECT name FROM nango.syncs lists your syncs.")));
 	}
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									 SPI_tuptable->tupdesc, 1, &isnull));
 	if (paused)
 		*paused = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 											 SPI_tuptable->tupdesc, 2,
 											 &isnull));
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-									   SPI_tuptable->tupdesc, 1, &isnull));
+	return id;
 }
 
 /* Runs one statement with the sync id as $1, as the catalog's owner. */
@@ -508,15 +537,7 @@ nango_trigger_sync(PG_FUNCTION_ARGS)
 		Datum		args[2] = {Int64GetDatum(id), BoolGetDatum(full_refresh)};
 		Oid			types[2] = {INT8OID, BOOLOID};
 
-		/*
-		 * Lock the sync until commit: the scheduler skips a locked sync
-		 * instead of waiting on this transaction's run.
-		 */
-		if (SPI_execute_with_args("SELECT 1 FROM nango.syncs WHERE id = $1 "
-								  "FOR NO KEY UPDATE",
-								  1, types, args, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not lock sync " INT64_FORMAT, id);
-
+		/* find_sync locked the sync, so the run waits for this commit. */
 		if (SPI_execute_with_args("INSERT INTO nango.sync_runs "
 								  "(sync_id, full_refresh) VALUES ($1, true) "
 								  "ON CONFLICT (sync_id) "

@@ -345,6 +345,9 @@ http_fault(CURLcode rc, const HttpTransfer *xfer, const char *errbuf)
 						NANGO_MAX_HEADER_BYTES);
 	if (xfer->out_of_memory)
 		return pstrdup("out of memory while reading the response");
+	if (rc == CURLE_OUT_OF_MEMORY)
+		return pstrdup("libcurl could not read the response: a header line "
+					   "longer than it accepts (100 kB), or out of memory");
 	if (rc == CURLE_OPERATION_TIMEDOUT)
 		return psprintf("timed out (nango.http_timeout is %d s): %s",
 						nango_http_timeout,

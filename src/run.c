@@ -141,9 +141,10 @@ load_sync(Run *run)
 		if (nspname == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_TABLE),
-					 errmsg("target table of sync \"%s\" no longer exists",
+					 errmsg("the target table of sync \"%s\" no longer exists",
 							sync->name),
-					 errhint("Remove the sync, or add it again for another table.")));
+					 errhint("Remove the sync with nango.remove_sync('%s') and add it again.",
+							 sync->name)));
 		run->search_path = psprintf("pg_catalog, %s, pg_temp",
 									quote_identifier(nspname));
 	}

@@ -29,6 +29,21 @@ static Jsonb *sync_parse_object(const char *argname, const char *json);
 static bool sync_is_token(const char *name);
 static bool sync_is_framing_header(const char *name);
 static char *sync_scalar_text(const JsonbValue *v);
+static bool sync_has_control_character(const char *text);
+
+/*
+ * libcurl forgives "http:/host" and "http:///host", reading "host" as the
+ * host; in a sync's URL the host must follow "scheme://", so that a typo
+ * is refused rather than sent somewhere.
+ */
+static bool
+sync_url_has_authority(const char *url)
+{
+	const char *colon = strchr(url, ':');
+
+	return colon != NULL && strncmp(colon, "://", 3) == 0 &&
+		colon[3] != '\0' && colon[3] != '/' && colon[3] != '\\';
+}
 
 /*
  * Checks that url is an absolute http or https URL with a host, and returns
@@ -55,7 +70,7 @@ sync_check_url(const char *argname, const char *url)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid %s: the URL is longer than %d bytes",
 						argname, NANGO_MAX_TOKEN_BYTES),
-				 errhint("Pass long parameters in query_params or body.")));
+				 errhint("Send long parameters in the body of a POST.")));
 
 	handle = curl_url();
 	if (handle == NULL)
@@ -73,7 +88,8 @@ sync_check_url(const char *argname, const char *url)
 							  0) != CURLUE_OK ||
 				 (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
 			problem = "The scheme is not http or https";
-		else if (curl_url_get(handle, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+		else if (!sync_url_has_authority(url) ||
+				 curl_url_get(handle, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
 				 host[0] == '\0')
 			problem = "The URL has no host";
 		else if (curl_url_get(handle, CURLUPART_URL, &normalised,
@@ -202,6 +218,7 @@ sync_parse_name_values(const char *argname, const char *json, bool headers)
 	JsonbIteratorToken token;
 	char	   *name = NULL;
 	List	   *result = NIL;
+	size_t		query_bytes = 0;
 
 	if (json == NULL)
 		return NIL;
@@ -261,6 +278,21 @@ sync_parse_name_values(const char *argname, const char *json, bool headers)
 					 errmsg("invalid %s: the value of \"%s\" contains a line break",
 							argname, name),
 					 errhint("Header values must be on one line.")));
+		if (headers && sync_has_control_character(value))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid %s: the value of \"%s\" contains a control character",
+							argname, name),
+					 errdetail("HTTP allows no control character but tab in a header value."),
+					 errhint("Remove it from the value.")));
+		query_bytes += strlen(name) + strlen(value);
+		if (!headers && query_bytes > NANGO_MAX_TOKEN_BYTES)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid %s: the parameters are longer than %d bytes",
+							argname, NANGO_MAX_TOKEN_BYTES),
+					 errdetail("They go into the URL of every request."),
+					 errhint("Send long parameters in the body of a POST.")));
 
 		nv = palloc(sizeof(NameValue));
 		nv->name = name;
@@ -268,6 +300,16 @@ sync_parse_name_values(const char *argname, const char *json, bool headers)
 		result = lappend(result, nv);
 	}
 	return result;
+}
+
+/* True when text holds a control character other than tab. */
+static bool
+sync_has_control_character(const char *text)
+{
+	for (const unsigned char *c = (const unsigned char *) text; *c; c++)
+		if ((*c < 0x20 && *c != '\t') || *c == 0x7f)
+			return true;
+	return false;
 }
 
 /* Headers that libcurl writes from the request itself. */

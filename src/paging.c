@@ -45,6 +45,7 @@ static char *paging_string(json_t *root, const char *key, bool required,
 						   const char *dflt);
 static char *paging_path(json_t *root, const char *key, bool required,
 						 bool allow_root);
+static void paging_check_distinct(const char *param1, const char *param2);
 static int64 paging_integer(json_t *root, const char *key, bool positive,
 							int64 dflt);
 static char *paging_accepted_keys(const PagingTypeInfo *info);
@@ -126,6 +127,8 @@ paging_parse(const char *json, PagingConfig *config)
 				config->limit_param = paging_string(root, "limit_param",
 													false, "limit");
 				config->limit = paging_integer(root, "limit", true, 100);
+				paging_check_distinct(config->offset_param,
+									  config->limit_param);
 				break;
 			case PAGING_PAGE:
 				config->page_param = paging_string(root, "page_param",
@@ -139,6 +142,9 @@ paging_parse(const char *json, PagingConfig *config)
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							 errmsg("invalid paging: \"size_param\" is given without \"size\""),
 							 errhint("Give \"size\", the number of records a page asks for, with \"size_param\".")));
+				if (config->size_param != NULL)
+					paging_check_distinct(config->page_param,
+										  config->size_param);
 				break;
 		}
 
@@ -152,6 +158,18 @@ paging_parse(const char *json, PagingConfig *config)
 		json_decref(root);
 	}
 	PG_END_TRY();
+}
+
+/* Two query parameters of one paging type must have two names. */
+static void
+paging_check_distinct(const char *param1, const char *param2)
+{
+	if (strcmp(param1, param2) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid paging: two parameters are both named \"%s\"",
+						pnstrdup(param1, 64)),
+				 errhint("Give each query parameter of the paging its own name.")));
 }
 
 /*

@@ -38,6 +38,8 @@ GET /repos/acme/app/issues?per_page=N&page=P&state=S&labels=L&since=T
     timeline_url, performed_via_github_app, state_reason), newest first.
     per_page defaults to 30, at most 100; page starts at 1; a page past the
     end is [].  Unlike GitHub, state defaults to "all" (open, closed, all).
+    Also served as /repositories/1000/issues, the path that the Link
+    headers name (as GitHub's name the repository by its id).
     Link header as GitHub writes it, with absolute URLs built on the Host
     the request came with: rel="prev", "next", "last", "first" (no next or
     last on the last page, no prev or first on the first).
@@ -845,6 +847,9 @@ def request_json(req):
 
 # -- issues
 
+# The repository's issues by its id, the path of GitHub's Link headers.
+REPO_ID_PATH = "/repositories/1000/issues"
+
 def issues_list(req):
     p = req.params
     per_page = qint(p, "per_page", 30, 1, 100)
@@ -877,8 +882,10 @@ def issues_list(req):
     last = max(1, math.ceil(len(recs) / per_page))
     chunk = recs[(page - 1) * per_page:page * per_page]
 
+    # As GitHub does, the links name the repository by its id, not the
+    # path the request used: a client must follow them as they are.
     def link(pg):
-        return "<%s>" % (base + with_params(req.req_path, req.pairs,
+        return "<%s>" % (base + with_params(REPO_ID_PATH, req.pairs,
                                             per_page=per_page, page=pg))
     links = []
     if page > 1:
@@ -1517,6 +1524,7 @@ ANY = ("GET", "POST", "PUT", "PATCH", "DELETE")
 ROUTES = {
     "/": (G, root),
     "/repos/acme/app/issues": (G, issues_list),
+    REPO_ID_PATH: (G, issues_list),
     "/repos/acme/app/labels": (G, labels_list),
     "/v1/items": (G, items_all),
     "/v1/single": (G, single),

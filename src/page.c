@@ -472,6 +472,8 @@ page_json_load(const char *data, size_t len, size_t flags,
 
 	json_budget = PAGE_JSON_BUDGET(len);
 	json_over_budget = false;
+	/* jansson leaves the error unset when an allocation fails. */
+	memset(jerror, 0, sizeof(*jerror));
 	root = json_loadb(data, len, flags, jerror);
 	json_budget = 0;
 	return root;
@@ -491,7 +493,8 @@ page_parse_body(const HttpResponse *resp, PageBody *body)
 
 	root = page_json_load(resp->body, resp->body_len, JSON_DECODE_ANY,
 						  &jerror);
-	if (root == NULL && json_error_code(&jerror) == json_error_numeric_overflow)
+	if (root == NULL && !json_over_budget &&
+		json_error_code(&jerror) == json_error_numeric_overflow)
 	{
 		root = page_json_load(resp->body, resp->body_len,
 							  JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL,
@@ -501,7 +504,8 @@ page_parse_body(const HttpResponse *resp, PageBody *body)
 	if (root != NULL)
 		return root;
 
-	if (json_over_budget || json_error_code(&jerror) == json_error_out_of_memory)
+	if (json_over_budget || jerror.text[0] == '\0' ||
+		json_error_code(&jerror) == json_error_out_of_memory)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("the response from %s is too large to read",

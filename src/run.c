@@ -99,6 +99,26 @@ text_array_to_list(Datum array)
 }
 
 /*
+ * Locks the sync of the run until commit, before the run's own row: the
+ * order in which nango's SQL functions take the two, so that a run and a
+ * call such as trigger_sync or remove_sync wait for each other rather than
+ * deadlock.
+ */
+static void
+lock_sync_of_run(int64 run_id)
+{
+	Datum		arg[1] = {Int64GetDatum(run_id)};
+	Oid			argtype[1] = {INT8OID};
+
+	if (SPI_execute_with_args("SELECT 1 FROM nango.syncs s "
+							  "WHERE s.id = (SELECT r.sync_id "
+							  "  FROM nango.sync_runs r WHERE r.id = $1) "
+							  "FOR NO KEY UPDATE OF s",
+							  1, argtype, arg, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock the sync of run " INT64_FORMAT, run_id);
+}
+
+/*
  * Reads the run's sync from the current SPI row into run->sync, checking
  * it as add_sync did: a catalog row that no longer parses fails this run,
  * not the worker.
@@ -182,6 +202,7 @@ begin_run(Run *run)
 		return false;
 	}
 
+	lock_sync_of_run(run->id);
 	if (SPI_execute_with_args("SELECT r.status, r.checkpoint::text, r.resumes, "
 							  "s.id, s.name, s.owner::oid, s.url, s.method, "
 							  "s.headers::text, s.query_params::text, "
@@ -350,6 +371,7 @@ finish_run(Run *run, const char *error, const char *log_error)
 	values[2] = error ? CStringGetTextDatum(error) : (Datum) 0;
 
 	run_xact_begin();
+	lock_sync_of_run(run->id);
 	if (SPI_execute_with_args("UPDATE nango.sync_runs SET "
 							  "status = CASE WHEN $3 IS NULL THEN 'success' "
 							  "  ELSE 'error' END, "

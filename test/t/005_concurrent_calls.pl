@@ -82,5 +82,42 @@ like($err, qr/ERROR:  sync "taken" is paused/,
 is($node->safe_psql('postgres',
 		'SELECT string_agg(name, \',\' ORDER BY name) FROM nango.syncs'),
 	'taken,twin', 'the syncs are the ones the winners left');
+
+# A transaction that triggered a sync and stays open while that sync's run
+# starts: the run waits for it, and triggering again in it is no deadlock.
+$node->safe_psql('postgres', q{ALTER SYSTEM SET nango.max_concurrent_runs = 1});
+$node->reload;
+$node->safe_psql('postgres', qq{
+	SELECT nango.resume_sync('taken');
+	SELECT nango.add_sync('busy', '$api/fault/slow?delay=3', 'items',
+						  frequency => '1 day');
+	SELECT nango.trigger_sync('taken');});
+my ($ret, $stdout, $stderr) = $node->psql('postgres', q{
+	BEGIN;
+	SELECT nango.trigger_sync('taken');
+	SELECT pg_sleep(5);
+	SELECT nango.trigger_sync('taken');
+	COMMIT;});
+is($ret, 0, 'triggering again while the run waits to start is no deadlock');
+unlike($stderr, qr/ERROR/, 'and raises no error');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET nango.max_concurrent_runs});
+$node->reload;
+
+# trigger_sync from four sessions for five seconds, at a sync due every
+# second: no call and no run fails on a deadlock.
+$node->safe_psql('postgres', qq{
+	SELECT nango.add_sync('hot', '$api/v1/items?count=3', 'items',
+						  frequency => '1 second');});
+$node->pgbench('--no-vacuum --client=4 --time=5', 0, [qr/processed: [1-9]/],
+	[qr/^(?!.*(?:ERROR|aborted))/s], 'trigger_sync from four sessions at once',
+	{ 'trigger' => q{SELECT nango.trigger_sync('hot');} });
+ok($node->poll_query_until('postgres', q{
+		SELECT count(*) = 0 FROM nango.sync_runs
+		WHERE status IN ('queued', 'running')}),
+	'every run ended');
+is($node->safe_psql('postgres', q{
+		SELECT count(*) FROM nango.sync_runs WHERE error LIKE '%deadlock%'}),
+	'0', 'no run failed on a deadlock');
+ok(!$node->log_contains(qr/deadlock detected/), 'the log has no deadlock');
 $node->stop;
 done_testing();

@@ -27,5 +27,20 @@ SELECT nango.trigger_sync('beverage') AS run_id \gset
 SELECT status, records, error FROM nango.wait_for_run(:run_id);
 SELECT id, name FROM echoes ORDER BY id;
 
+-- Keys that are not ASCII: the records under "dätä", found without a
+-- response_path, and a column fed from "query.näme".
+TRUNCATE echoes;
+SELECT nango.add_sync('keys', :'api_url' ||
+	'/echo?id=3&wrap=d%C3%A4t%C3%A4&n%C3%A4me=%C3%A9t%C3%A9', 'echoes',
+	columns => '{"name": "query.näme"}') > 0 AS added;
+SELECT nango.trigger_sync('keys') AS run_id \gset
+SELECT status, records, error FROM nango.wait_for_run(:run_id);
+SELECT id, name, convert_to(name, 'LATIN1') AS latin1_bytes FROM echoes;
+-- A path that jansson reads must be ASCII here.
+SELECT nango.add_sync('path', :'api_url' || '/echo', 'echoes',
+	response_path => 'dätä');
+SELECT nango.add_sync('path', :'api_url' || '/echo', 'echoes',
+	paging => '{"type": "next_url", "path": "lïnks.next"}');
+
 \c :regress_db
 DROP DATABASE nango_latin1;

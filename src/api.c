@@ -247,6 +247,7 @@ nango_add_sync(PG_FUNCTION_ARGS)
 	{
 		response_path = text_to_cstring(PG_GETARG_TEXT_PP(9));
 		sync_check_path("response_path", response_path, true);
+		sync_check_page_text("response_path", response_path);
 	}
 	paging = jsonb_arg_text(fcinfo, 10);
 	paging_parse(paging, &paging_config);

@@ -67,6 +67,7 @@ paging_parse(const char *json, PagingConfig *config)
 	if (json == NULL)
 		return;
 
+	sync_check_page_text("paging", json);
 	root = json_loads(json, JSON_DECODE_ANY, &jerror);
 	if (root == NULL)
 		ereport(ERROR,
@@ -321,8 +322,12 @@ paging_initial_state(const PagingConfig *config, PagingState *state)
 
 /*
  * The checkpoint as JSON text, for nango.sync_runs.checkpoint.  Keys that
- * do not apply (no token, no next URL) are left out.
+ * do not apply (no token, no next URL) are left out.  It is ASCII, a
+ * token's other characters escaped, so that it is valid text in a database
+ * of any encoding; jsonb then holds them in the database's encoding or
+ * fails the page if it cannot.
  */
+#define PAGING_DUMP_FLAGS	(JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII)
 char *
 paging_state_to_json(const PagingState *state)
 {
@@ -350,10 +355,10 @@ paging_state_to_json(const PagingState *state)
 	 * json_dumpb writes into our buffer, so nothing jansson allocated
 	 * outlives this function (its allocator is nango's, see page.c).
 	 */
-	len = json_dumpb(root, NULL, 0, JSON_COMPACT | JSON_SORT_KEYS);
+	len = json_dumpb(root, NULL, 0, PAGING_DUMP_FLAGS);
 	result = len > 0 ? palloc(len + 1) : NULL;
 	if (result != NULL &&
-		json_dumpb(root, result, len, JSON_COMPACT | JSON_SORT_KEYS) == len)
+		json_dumpb(root, result, len, PAGING_DUMP_FLAGS) == len)
 		result[len] = '\0';
 	else
 		result = NULL;

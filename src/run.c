@@ -22,6 +22,7 @@
 #include "storage/ipc.h"
 #include "storage/lmgr.h"
 #include "tcop/tcopprot.h"
+#include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -238,8 +239,12 @@ begin_run(Run *run)
 			/* Name the run in errors even if its sync fails to load. */
 			load_sync(run);
 			run->resumed = (strcmp(status, "running") == 0);
+			/* jsonb gives it in the database's encoding; jansson reads UTF-8. */
 			if (checkpoint != NULL && run->resumed)
-				paging_state_from_json(checkpoint, &run->state);
+				paging_state_from_json(pg_server_to_any(checkpoint,
+														strlen(checkpoint),
+														PG_UTF8),
+									   &run->state);
 			else
 				paging_initial_state(&run->sync->paging, &run->state);
 		}
@@ -353,6 +358,26 @@ write_page(Run *run, const HttpResponse *resp, const PageResult *page)
 }
 
 /*
+ * An error as text the database can store: an error may quote what the
+ * API sent (a key, say), which is UTF-8; in a database of another
+ * encoding, text that is not valid there has its non-ASCII bytes shown
+ * as "?".
+ */
+static char *
+run_error_text(const char *error)
+{
+	char	   *text = pstrdup(error);
+
+	if (!pg_verify_mbstr(GetDatabaseEncoding(), text, strlen(text), true))
+	{
+		for (char *c = text; *c; c++)
+			if (IS_HIGHBIT_SET(*c))
+				*c = '?';
+	}
+	return text;
+}
+
+/*
  * Marks the run finished, with error NULL for success, trims the sync's
  * history to nango.run_history runs, and logs the run's counts.  The log
  * gets log_error, the error without its detail: a detail may quote the
@@ -366,6 +391,11 @@ finish_run(Run *run, const char *error, const char *log_error)
 	char		nulls[3] = {' ', ' ', error ? ' ' : 'n'};
 	MemoryContext oldcxt = CurrentMemoryContext;
 
+	if (error != NULL)
+	{
+		error = run_error_text(error);
+		log_error = run_error_text(log_error);
+	}
 	values[0] = Int64GetDatum(run->id);
 	values[1] = Int32GetDatum(run->unsaved_requests);
 	values[2] = error ? CStringGetTextDatum(error) : (Datum) 0;

@@ -14,6 +14,8 @@
 
 #include <curl/curl.h>
 
+#include "common/string.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
@@ -455,4 +457,25 @@ sync_path_segments(const char *path)
 		}
 	}
 	return segments;
+}
+
+/*
+ * jansson reads a page as UTF-8, so a path it follows must be UTF-8 too.
+ * In a database of another encoding (SQL_ASCII aside, whose bytes are
+ * taken as they are) such text must be ASCII, the same in both.
+ */
+void
+sync_check_page_text(const char *argname, const char *text)
+{
+	int			encoding = GetDatabaseEncoding();
+
+	if (encoding == PG_UTF8 || encoding == PG_SQL_ASCII || pg_is_ascii(text))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid %s: its non-ASCII characters need a UTF8 database",
+					argname),
+			 errdetail("This database's encoding is %s; responses are read as UTF-8.",
+					   GetDatabaseEncodingName()),
+			 errhint("Name the keys in ASCII, or use a database created with ENCODING 'UTF8'.")));
 }

@@ -58,4 +58,10 @@ extern void sync_check_path(const char *argname, const char *path,
 /* Splits a checked dotted path into its segments (List of char *). */
 extern List *sync_path_segments(const char *path);
 
+/*
+ * Refuses text with non-ASCII characters, in a database whose encoding
+ * jansson's UTF-8 does not match, for arguments that jansson reads.
+ */
+extern void sync_check_page_text(const char *argname, const char *text);
+
 #endif							/* NANGO_SYNC_CONFIG_H */

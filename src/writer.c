@@ -1076,16 +1076,24 @@ writer_get_plan(const char *sql)
 	return plan;
 }
 
-/* The records path as a text[] Datum; an empty path is the whole body. */
+/*
+ * The records path as a text[] Datum, in the database's encoding; an empty
+ * path is the whole body.
+ */
 static Datum
 writer_path_array(List *path)
 {
 	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(path), 1));
 	ListCell   *lc;
 
+	/* Keys found in the page are UTF-8, as the page was. */
 	foreach(lc, path)
+	{
+		char	   *key = lfirst(lc);
+
 		elems[foreach_current_index(lc)] =
-			CStringGetTextDatum((char *) lfirst(lc));
+			CStringGetTextDatum(pg_any_to_server(key, strlen(key), PG_UTF8));
+	}
 	return PointerGetDatum(construct_array(elems, list_length(path), TEXTOID,
 										   -1, false, TYPALIGN_INT));
 }

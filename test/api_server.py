@@ -119,7 +119,8 @@ ANY /echo?...         [{"id": I, "method": M, "path": "/echo", "query": {k: v},
                         "headers": {lower-case name: value},
                         "body": JSON|null, "body_text": raw|null}]
         (id=N sets I, default 1; a repeated query key gives a list).  With
-        page=P: [] once P > pages (pages=N, default 1), I = P.
+        page=P: [] once P > pages (pages=N, default 1), I = P.  wrap=K
+        answers {K: [...]} instead of the array.
 
 Faults
 ------
@@ -1178,9 +1179,12 @@ def echo(req):
             text = None
         except ValueError:
             pass
-    return Response([{"id": rid, "method": req.method, "path": req.req_path,
-                      "query": query, "headers": headers, "body": body,
-                      "body_text": text}])
+    records = [{"id": rid, "method": req.method, "path": req.req_path,
+                "query": query, "headers": headers, "body": body,
+                "body_text": text}]
+    if p.get("wrap"):
+        return Response({p["wrap"]: records})
+    return Response(records)
 
 
 # -- faults

@@ -32,6 +32,7 @@ static bool sync_is_token(const char *name);
 static bool sync_is_framing_header(const char *name);
 static char *sync_scalar_text(const JsonbValue *v);
 static bool sync_has_control_character(const char *text);
+static size_t sync_encoded_length(const char *text);
 
 /*
  * libcurl forgives "http:/host" and "http:///host", reading "host" as the
@@ -287,11 +288,11 @@ sync_parse_name_values(const char *argname, const char *json, bool headers)
 							argname, name),
 					 errdetail("HTTP allows no control character but tab in a header value."),
 					 errhint("Remove it from the value.")));
-		query_bytes += strlen(name) + strlen(value);
+		query_bytes += sync_encoded_length(name) + sync_encoded_length(value);
 		if (!headers && query_bytes > NANGO_MAX_TOKEN_BYTES)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid %s: the parameters are longer than %d bytes",
+					 errmsg("invalid %s: the parameters take more than %d bytes of a URL",
 							argname, NANGO_MAX_TOKEN_BYTES),
 					 errdetail("They go into the URL of every request."),
 					 errhint("Send long parameters in the body of a POST.")));
@@ -302,6 +303,18 @@ sync_parse_name_values(const char *argname, const char *json, bool headers)
 		result = lappend(result, nv);
 	}
 	return result;
+}
+
+/* The length of text once percent-encoded in a URL's query. */
+static size_t
+sync_encoded_length(const char *text)
+{
+	size_t		len = 0;
+
+	for (const char *c = text; *c; c++)
+		len += ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+				(*c >= '0' && *c <= '9') || strchr("-._~", *c)) ? 1 : 3;
+	return len;
 }
 
 /* True when text holds a control character other than tab. */

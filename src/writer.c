@@ -21,9 +21,10 @@
  *	ins: inserts the keys not in the table, an absent key taking the
  *		 column's default; ON CONFLICT covers a row inserted concurrently.
  *
- * If the statement fails on a data error (a cast, a constraint), each
- * record of the page is written alone in a subtransaction, and those that
- * fail are kept in nango.rejected_records with their error.
+ * If the statement fails on a data error (a cast, a constraint), the page
+ * is written by halves, each in a subtransaction, down to single records;
+ * those that fail alone are kept in nango.rejected_records with their
+ * error.
  */
 #include "postgres.h"
 

@@ -467,6 +467,10 @@ finish_run(Run *run, const char *error, const char *log_error)
 								  0) != SPI_OK_DELETE)
 			elog(ERROR, "could not trim the run history");
 	}
+	else
+		ereport(LOG,
+				(errmsg("nango run %lld stopped: its sync was removed",
+						(long long) run->id)));
 
 	run_xact_commit(oldcxt);
 }

@@ -157,6 +157,7 @@ static void writer_reject(RejectSink *sink, const char *record,
 static void writer_write_one_by_one(PageMapping *map, const char *body,
 									const PageResult *page, RejectSink *sink,
 									WriteCounts *counts);
+static char *writer_to_server(const char *body, int page_number);
 static void writer_write_range(SPIPlanPtr plan, PageMapping *map,
 							   List *records, int first, int n,
 							   RejectSink *sink, WriteCounts *counts);
@@ -460,7 +461,7 @@ writer_write_page(const SyncConfig *sync, int64 run_id, int page_number,
 	 * character the database's encoding cannot hold fails the page rather
 	 * than landing as other characters.
 	 */
-	body = pg_any_to_server(body, strlen(body), PG_UTF8);
+	body = writer_to_server(body, page_number);
 
 	rel = try_relation_open(sync->target_table, RowExclusiveLock);
 	if (rel == NULL)
@@ -492,6 +493,40 @@ writer_write_page(const SyncConfig *sync, int64 run_id, int page_number,
 	counts->unchanged = result.written - result.inserted - result.updated;
 	forboth(lc1, result.invalid, lc2, result.invalid_errors)
 		writer_reject(&sink, lfirst(lc1), lfirst(lc2), counts);
+}
+
+/*
+ * The page's text in the database's encoding.  A character the encoding
+ * cannot hold fails the page with an error that says which page and why.
+ */
+static char *
+writer_to_server(const char *body, int page_number)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *volatile result = NULL;
+
+	PG_TRY();
+	{
+		result = pg_any_to_server(body, strlen(body), PG_UTF8);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_UNTRANSLATABLE_CHARACTER)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_UNTRANSLATABLE_CHARACTER),
+				 errmsg("page %d holds a character that the database's encoding %s cannot hold",
+						page_number, GetDatabaseEncodingName()),
+				 errdetail("%s.", edata->message),
+				 errhint("Sync into a database created with ENCODING 'UTF8'.")));
+	}
+	PG_END_TRY();
+	return result;
 }
 
 /*

@@ -389,7 +389,7 @@ find_sync(const char *name, bool missing_ok, bool *paused)
 	Datum		arg[1] = {CStringGetTextDatum(name)};
 	Oid			type[1] = {TEXTOID};
 	bool		isnull;
-	int64		id = 0;
+	int64		id;
 
 	if (SPI_execute_with_args("SELECT id FROM nango.syncs "
 							  "WHERE name = $1 AND pg_has_role(owner, 'USAGE')",

@@ -505,6 +505,10 @@ writer_to_server(const char *body, int page_number)
 	MemoryContext cxt = CurrentMemoryContext;
 	char	   *volatile result = NULL;
 
+	/* jansson has checked that the page is valid UTF-8: nothing to do. */
+	if (GetDatabaseEncoding() == PG_UTF8)
+		return unconstify(char *, body);
+
 	PG_TRY();
 	{
 		result = pg_any_to_server(body, strlen(body), PG_UTF8);
